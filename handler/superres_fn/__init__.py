@@ -1,0 +1,55 @@
+"""cos-superres function: COS upload -> Cloud Infinite AISuperResolution -> destination prefix."""
+
+from __future__ import annotations
+
+from .config import Endpoint, Settings, load_settings
+from .errors import (
+    ConfigError,
+    CosCallError,
+    CredentialsError,
+    EventError,
+    RecordsFailedError,
+    SuperresError,
+    is_retryable,
+)
+from .events import CosRecord, RecordSlot, iter_records, parse_record
+from .gateway import CosGateway, Gateway
+from .log import emit_stdout
+from .pipeline import Invocation, handle_event
+from .plan import Decision, decide, destination, pic_operations
+from .results import ImageInfo, OriginalInfo, ProcessedObject, UploadResult, parse_upload_result
+from .retry import Attempts, RetryPolicy, call_with_retry
+
+__all__ = [
+    "Attempts",
+    "ConfigError",
+    "CosCallError",
+    "CosGateway",
+    "CosRecord",
+    "CredentialsError",
+    "Decision",
+    "Endpoint",
+    "EventError",
+    "Gateway",
+    "ImageInfo",
+    "Invocation",
+    "OriginalInfo",
+    "ProcessedObject",
+    "RecordSlot",
+    "RecordsFailedError",
+    "RetryPolicy",
+    "Settings",
+    "SuperresError",
+    "UploadResult",
+    "call_with_retry",
+    "decide",
+    "destination",
+    "emit_stdout",
+    "handle_event",
+    "is_retryable",
+    "iter_records",
+    "load_settings",
+    "parse_record",
+    "parse_upload_result",
+    "pic_operations",
+]

@@ -1,0 +1,165 @@
+"""Settings read from the environment once, at cold start, into a frozen object."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+AI_SUPER_RESOLUTION_MAX_BYTES = 5 * 1024 * 1024
+# Persistent processing refuses anything above 32 MB whatever the operation.
+_HARD_MAX_INPUT_BYTES = 32 * 1024 * 1024
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,48}[a-z0-9]-\d{5,}$|^[a-z0-9]-\d{5,}$")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A local COS endpoint (COS_ENDPOINT_URL): the SDK connects here but still names the real host."""
+
+    scheme: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    dest_prefix: str
+    magnify: int = 2
+    dest_bucket: str | None = None
+    accepted_suffixes: tuple[str, ...] = ("jpg", "jpeg", "png", "bmp", "webp")
+    max_input_bytes: int = AI_SUPER_RESOLUTION_MAX_BYTES
+    skip_existing: bool = True
+    region: str | None = None
+    endpoint: Endpoint | None = None
+    cos_timeout_s: float = 60.0
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read and validate every setting; an error names the variable and the allowed values."""
+    env = os.environ if environ is None else environ
+    settings = Settings(
+        dest_prefix=_dest_prefix(env.get("DEST_PREFIX")),
+        magnify=_magnify(env.get("MAGNIFY")),
+        dest_bucket=_dest_bucket(env.get("DEST_BUCKET")),
+        accepted_suffixes=_suffixes(env.get("ACCEPTED_SUFFIXES")),
+        max_input_bytes=_max_input_bytes(env.get("MAX_INPUT_BYTES")),
+        skip_existing=_flag("SKIP_EXISTING", env.get("SKIP_EXISTING"), default=True),
+        region=(env.get("TENCENTCLOUD_REGION") or "").strip() or None,
+        endpoint=_endpoint(env.get("COS_ENDPOINT_URL")),
+        cos_timeout_s=_positive_float("COS_TIMEOUT_S", env.get("COS_TIMEOUT_S"), default=60.0),
+    )
+    return settings.with_overrides(**overrides) if overrides else settings
+
+
+def _dest_prefix(raw: str | None) -> str:
+    value = (raw or "").strip()
+    if not value or value.strip("/") == "":
+        raise ConfigError(
+            "DEST_PREFIX",
+            f"must name a folder for the results, e.g. 'superres/'; got {raw!r}. "
+            "It may not be empty or '/', since results would then land among the uploads.",
+        )
+    prefix = value.lstrip("/")
+    if not prefix.endswith("/"):
+        prefix += "/"
+    parts = prefix[:-1].split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise ConfigError("DEST_PREFIX", f"must not contain empty, '.' or '..' segments; got {raw!r}")
+    return prefix
+
+
+def _magnify(raw: str | None) -> int:
+    if raw is None or raw.strip() == "":
+        return 2
+    if raw.strip() not in ("2", "4"):
+        raise ConfigError("MAGNIFY", f"allowed values are 2 or 4 (default 2); got {raw!r}")
+    return int(raw)
+
+
+def _dest_bucket(raw: str | None) -> str | None:
+    value = (raw or "").strip()
+    if not value:
+        return None
+    if not _BUCKET_RE.match(value):
+        raise ConfigError(
+            "DEST_BUCKET",
+            f"must be '<name>-<appid>' (lowercase letters, digits, '-'), e.g. 'photos-1250000000'; got {raw!r}",
+        )
+    return value
+
+
+def _suffixes(raw: str | None) -> tuple[str, ...]:
+    if raw is None or raw.strip() == "":
+        return Settings.accepted_suffixes
+    items = tuple(part.strip().lower().lstrip(".") for part in raw.split(",") if part.strip())
+    if not items or any(not item.isalnum() for item in items):
+        raise ConfigError(
+            "ACCEPTED_SUFFIXES",
+            f"must be a comma list of file extensions such as 'jpg,png,webp'; got {raw!r}",
+        )
+    return items
+
+
+def _max_input_bytes(raw: str | None) -> int:
+    if raw is None or raw.strip() == "":
+        return AI_SUPER_RESOLUTION_MAX_BYTES
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = 0
+    if not 0 < value <= _HARD_MAX_INPUT_BYTES:
+        raise ConfigError(
+            "MAX_INPUT_BYTES",
+            f"must be a whole number of bytes between 1 and {_HARD_MAX_INPUT_BYTES} "
+            f"(default {AI_SUPER_RESOLUTION_MAX_BYTES}, the AISuperResolution limit); got {raw!r}",
+        )
+    return value
+
+
+def _flag(name: str, raw: str | None, *, default: bool) -> bool:
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(name, f"allowed values are true/false (also 1/0, yes/no, on/off); got {raw!r}")
+
+
+def _positive_float(name: str, raw: str | None, *, default: float) -> float:
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(name, f"must be a positive number of seconds (default {default:g}); got {raw!r}")
+    return value
+
+
+def _endpoint(raw: str | None) -> Endpoint | None:
+    value = (raw or "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigError(
+            "COS_ENDPOINT_URL",
+            f"must look like 'http://127.0.0.1:9000' (scheme, host, optional port, no path); got {raw!r}",
+        )
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise ConfigError("COS_ENDPOINT_URL", f"has an invalid port: {raw!r}") from exc
+    return Endpoint(scheme=parts.scheme, host=parts.hostname, port=port)

@@ -1,0 +1,94 @@
+"""Typed errors with a stable code, a human message and a retry decision made in one place."""
+
+from __future__ import annotations
+
+# Codes that mean "the service is busy or broke for a moment": retrying may succeed.
+_RETRYABLE_CODES = frozenset(
+    {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed", "ClientError"}
+)
+
+
+class SuperresError(Exception):
+    """Base class: every error this function raises or logs carries a stable `code`."""
+
+    code = "SuperresError"
+    retryable = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def as_log(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+
+
+class ConfigError(SuperresError):
+    """An environment variable is missing or invalid; raised at cold start."""
+
+    code = "InvalidSetting"
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+
+
+class EventError(SuperresError):
+    """The invocation event (or one record of it) is not a COS event this function understands."""
+
+    code = "InvalidEvent"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def as_log(self) -> dict[str, object]:
+        return {**super().as_log(), "field": self.field}
+
+
+class CredentialsError(SuperresError):
+    """TENCENTCLOUD_SECRETID/SECRETKEY are absent: the function has no execution role."""
+
+    code = "MissingCredentials"
+    # Retrying cannot conjure keys, but raising sends the event through SCF's retries to the
+    # dead-letter queue instead of dropping it while the role is being fixed.
+    retryable = True
+
+
+class CosCallError(SuperresError):
+    """A COS or CI request failed. `retryable` follows the HTTP status and the COS error code."""
+
+    code = "CosError"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        status: int | None = None,
+        cos_request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        self.cos_request_id = cos_request_id
+        self.retryable = is_retryable(status, code)
+
+    def as_log(self) -> dict[str, object]:
+        return {**super().as_log(), "status": self.status, "cos_request_id": self.cos_request_id}
+
+
+class RecordsFailedError(SuperresError):
+    """Raised at the end of an invocation whose records still failed transiently, so SCF retries it."""
+
+    code = "RecordsFailed"
+    retryable = True
+
+
+def is_retryable(status: int | None, code: str) -> bool:
+    """5xx, 429, throttling and client-side failures (timeouts, resets: no status) are worth retrying."""
+    if code in _RETRYABLE_CODES:
+        return True
+    if status is None:
+        return True
+    return status >= 500 or status == 429

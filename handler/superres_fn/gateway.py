@@ -1,0 +1,117 @@
+"""The two COS/CI calls the function makes, through cos-python-sdk-v5, with SDK errors made typed."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Protocol, TypeVar
+
+from qcloud_cos import CosConfig, CosS3Client
+from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+from .config import Settings
+from .errors import CosCallError, CredentialsError
+
+T = TypeVar("T")
+
+
+class Gateway(Protocol):
+    def exists(self, bucket: str, key: str, region: str) -> bool: ...
+
+    def image_process(self, bucket: str, key: str, region: str, pic_operations: str) -> object: ...
+
+
+class CosGateway:
+    """Builds one SDK client per (region, credentials) and reuses it while the container lives.
+
+    SCF hands each invocation the execution role's temporary keys in the environment; when they
+    rotate, the cache key changes and a fresh client is built.
+    """
+
+    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+        self._settings = settings
+        self._environ = os.environ if environ is None else environ
+        self._clients: dict[tuple[str, str, str, str | None], CosS3Client] = {}
+        self._lock = threading.Lock()
+
+    def exists(self, bucket: str, key: str, region: str) -> bool:
+        client = self._client(region)
+
+        def head() -> bool:
+            try:
+                client.head_object(Bucket=bucket, Key=key)
+            except CosServiceError as exc:
+                if exc.get_status_code() == 404:
+                    return False
+                raise
+            return True
+
+        return _typed(head)
+
+    def image_process(self, bucket: str, key: str, region: str, pic_operations: str) -> object:
+        client = self._client(region)
+        _headers, data = _typed(lambda: client.ci_image_process(Bucket=bucket, Key=key, PicOperations=pic_operations))
+        return data
+
+    def _client(self, region: str) -> CosS3Client:
+        secret_id, secret_key, token = _credentials(self._environ)
+        cache_key = (region, secret_id, secret_key, token)
+        with self._lock:
+            client = self._clients.get(cache_key)
+            if client is None:
+                # Credentials changed (or first use): drop clients built with the old keys.
+                self._clients = {k: v for k, v in self._clients.items() if k[1:] == cache_key[1:]}
+                client = CosS3Client(self._config(region, secret_id, secret_key, token), retry=0)
+                self._clients[cache_key] = client
+            return client
+
+    def _config(self, region: str, secret_id: str, secret_key: str, token: str | None) -> CosConfig:
+        endpoint = self._settings.endpoint
+        options: dict[str, object] = {
+            "Region": region,
+            "SecretId": secret_id,
+            "SecretKey": secret_key,
+            "Token": token,
+            "Timeout": self._settings.cos_timeout_s,
+            "Scheme": endpoint.scheme if endpoint else "https",
+        }
+        if endpoint is not None:
+            # IP/Port mode: connect to the local endpoint, still sign and send Host: <bucket>.cos.<region>...
+            options.update(IP=endpoint.host, Port=endpoint.port)
+        return CosConfig(**options)
+
+
+def _credentials(environ: Mapping[str, str]) -> tuple[str, str, str | None]:
+    secret_id = environ.get("TENCENTCLOUD_SECRETID", "").strip()
+    secret_key = environ.get("TENCENTCLOUD_SECRETKEY", "").strip()
+    if not secret_id or not secret_key:
+        pairs = (("TENCENTCLOUD_SECRETID", secret_id), ("TENCENTCLOUD_SECRETKEY", secret_key))
+        missing = [name for name, value in pairs if not value]
+        raise CredentialsError(
+            f"{' and '.join(missing)} not set: bind an execution role to the function (SCF then provides "
+            "temporary keys), or export them when running locally"
+        )
+    return secret_id, secret_key, environ.get("TENCENTCLOUD_SESSIONTOKEN", "").strip() or None
+
+
+def _typed(call: Callable[[], T]) -> T:
+    """Run an SDK call, turning its exceptions into CosCallError with the COS code and retry decision."""
+    try:
+        return call()
+    except CosServiceError as exc:
+        status = exc.get_status_code()
+        raise CosCallError(
+            exc.get_error_msg() or f"COS answered HTTP {status}",
+            code=exc.get_error_code() or f"HTTP{status}",
+            status=status,
+            cos_request_id=exc.get_request_id(),
+        ) from None
+    except CosClientError as exc:
+        # Connection refused/reset, timeouts: no HTTP status, worth retrying.
+        raise CosCallError(_client_error_message(exc), code="ClientError") from None
+
+
+def _client_error_message(exc: CosClientError) -> str:
+    text = str(exc.get_message() if hasattr(exc, "get_message") else exc)
+    return text[:500] or "the request to COS failed before an answer came back"

@@ -1,0 +1,166 @@
+"""One invocation: event -> records -> decision -> CI call -> parsed results -> one log line each."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from .config import Settings
+from .errors import EventError, RecordsFailedError, SuperresError
+from .events import CosRecord, RecordSlot, iter_records
+from .gateway import Gateway
+from .log import Emit, emit_stdout
+from .plan import Decision, decide, pic_operations
+from .results import parse_upload_result
+from .retry import Attempts, RetryPolicy, call_with_retry
+
+# Used when the context carries no time limit (a local call without one).
+_DEFAULT_TIME_LIMIT_MS = 60_000
+
+
+@dataclass
+class Invocation:
+    """What an invocation needs besides the event; tests hand in fakes for the clock and the gateway."""
+
+    settings: Settings
+    gateway: Gateway
+    emit: Emit = emit_stdout
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def handle_event(event: object, context: object, invocation: Invocation) -> dict[str, object]:
+    """Process every record; raise RecordsFailedError at the end if any failed in a way worth retrying."""
+    started = invocation.clock()
+    ctx = context if isinstance(context, Mapping) else {}
+    request_id = str(ctx.get("request_id") or "")
+    deadline = started + _time_budget_s(ctx)
+    summary: dict[str, object] = {"request_id": request_id, "processed": 0, "skipped": 0, "failed": 0, "records": []}
+
+    try:
+        slots = list(iter_records(event, default_region=invocation.settings.region))
+    except EventError as exc:
+        invocation.emit({**_base(request_id), "outcome": "invalid", "reason": "invalid_event", "error": exc.as_log(),
+                         "level": "ERROR"})
+        summary["error"] = exc.as_log()
+        return summary
+
+    seen: set[tuple[str, str, str | None, int]] = set()
+    retry_later: list[str] = []
+    for slot in slots:
+        outcome = _handle_slot(slot, seen, request_id, deadline, invocation)
+        summary[_COUNTERS[outcome["outcome"]]] += 1  # type: ignore[operator]
+        summary["records"].append(  # type: ignore[union-attr]
+            {k: outcome.get(k) for k in ("index", "key", "outcome", "reason", "dest_key")}
+        )
+        if outcome.get("retry"):
+            retry_later.append(str(outcome.get("key")))
+    if retry_later:
+        raise RecordsFailedError(
+            f"{len(retry_later)} of {len(slots)} records failed transiently; SCF will retry the event: "
+            + ", ".join(repr(k[:200]) for k in retry_later[:20])
+        )
+    return summary
+
+
+_COUNTERS = {"processed": "processed", "skipped": "skipped", "failed": "failed", "invalid": "failed"}
+
+
+def _handle_slot(
+    slot: RecordSlot, seen: set[tuple[str, str, str | None, int]], request_id: str, deadline: float,
+    invocation: Invocation,
+) -> dict[str, object]:
+    started = invocation.clock()
+    line: dict[str, object] = {**_base(request_id), "index": slot.index}
+    if slot.record is None:
+        assert slot.error is not None
+        line.update(key=slot.hint_key, outcome="invalid", reason="invalid_record", error=slot.error.as_log())
+        return _finish(line, started, invocation)
+
+    record = slot.record
+    line.update(_record_fields(record, invocation.settings.magnify))
+    attempts = Attempts()  # CI calls made for this record (each one may be billed)
+    try:
+        decision = decide(
+            record,
+            invocation.settings,
+            exists=lambda bucket, key: _retrying(
+                lambda: invocation.gateway.exists(bucket, key, record.region), deadline, Attempts(), invocation
+            ),
+            duplicate=record.identity in seen,
+        )
+        seen.add(record.identity)
+        line.update(dest_bucket=decision.dest_bucket, dest_key=decision.dest_key)
+        if not decision.should_process:
+            line.update(outcome="skipped", reason=decision.reason, detail=decision.detail)
+        else:
+            line.update(_super_resolve(record, decision, deadline, attempts, invocation))
+    except SuperresError as exc:
+        line.update(outcome="failed", reason=exc.code, error=exc.as_log(), retry=exc.retryable)
+    except Exception as exc:  # noqa: BLE001 - a bug must not cost the other records; SCF retries the event
+        line.update(outcome="failed", reason="InternalError", error={"code": "InternalError",
+                    "message": f"{type(exc).__name__}: {exc}"[:500], "retryable": True}, retry=True)
+    line["attempts"] = attempts.count
+    return _finish(line, started, invocation)
+
+
+def _super_resolve(
+    record: CosRecord, decision: Decision, deadline: float, attempts: Attempts, invocation: Invocation
+) -> dict[str, object]:
+    operations = pic_operations(decision, record.bucket, invocation.settings.magnify)
+    data = _retrying(
+        lambda: invocation.gateway.image_process(record.bucket, record.key, record.region, operations),
+        deadline, attempts, invocation,
+    )
+    result = parse_upload_result(data)
+    stored = result.find(decision.dest_key) or (result.objects[0] if len(result.objects) == 1 else None)
+    original = result.original.image if result.original else None
+    return {
+        "outcome": "processed",
+        "reason": "processed",
+        "result": stored.as_log() if stored else None,
+        "original": {"width": original.width, "height": original.height, "format": original.format}
+        if original
+        else None,
+    }
+
+
+def _retrying(fn, deadline: float, attempts: Attempts, invocation: Invocation):  # type: ignore[no-untyped-def]
+    return call_with_retry(
+        fn, deadline=deadline, attempts=attempts, policy=invocation.policy, clock=invocation.clock,
+        sleep=invocation.sleep,
+    )
+
+
+def _finish(line: dict[str, object], started: float, invocation: Invocation) -> dict[str, object]:
+    line["duration_ms"] = round((invocation.clock() - started) * 1000, 1)
+    if line.get("outcome") in ("failed", "invalid"):
+        line["level"] = "ERROR"
+    invocation.emit(line)
+    return line
+
+
+def _base(request_id: str) -> dict[str, object]:
+    return {"level": "INFO", "logger": "superres", "request_id": request_id}
+
+
+def _record_fields(record: CosRecord, magnify: int) -> dict[str, object]:
+    return {
+        "event_name": record.event_name,
+        "bucket": record.bucket,
+        "region": record.region,
+        "key": record.key,
+        "size": record.size,
+        "magnify": magnify,
+    }
+
+
+def _time_budget_s(ctx: Mapping[str, object]) -> float:
+    """Seconds this invocation may spend, keeping a margin so we log and return before SCF kills us."""
+    raw = ctx.get("time_limit_in_ms")
+    valid = isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0
+    limit_ms = float(raw) if valid else _DEFAULT_TIME_LIMIT_MS  # type: ignore[arg-type]
+    margin_ms = min(1000.0, limit_ms * 0.1)
+    return (limit_ms - margin_ms) / 1000.0

@@ -1,0 +1,91 @@
+"""Process or skip, with a reason: the same rules for the trigger and for backfill."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+
+from .config import Settings
+from .events import CosRecord
+
+# COS refuses object keys longer than this many UTF-8 bytes.
+MAX_KEY_BYTES = 850
+
+PROCESS = "process"
+SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # PROCESS or SKIP
+    reason: str
+    dest_bucket: str
+    dest_key: str
+    detail: str | None = None
+
+    @property
+    def should_process(self) -> bool:
+        return self.action == PROCESS
+
+
+def destination(record_bucket: str, key: str, settings: Settings) -> tuple[str, str]:
+    """Where the result of `key` goes: the destination bucket (or the source one) and prefix + key."""
+    return settings.dest_bucket or record_bucket, settings.dest_prefix + key
+
+
+def decide(
+    record: CosRecord,
+    settings: Settings,
+    *,
+    exists: Callable[[str, str], bool] | None = None,
+    duplicate: bool = False,
+) -> Decision:
+    """Decide what to do with one record; `exists(bucket, key)` HEADs the destination, and runs last."""
+    dest_bucket, dest_key = destination(record.bucket, record.key, settings)
+
+    def skip(reason: str, detail: str) -> Decision:
+        return Decision(SKIP, reason, dest_bucket, dest_key, detail)
+
+    if not record.is_object_created:
+        return skip("not_object_created", f"{record.event_name} is not an upload event")
+    if duplicate:
+        return skip("duplicate_record", "the same upload appears earlier in this event")
+    if record.key.startswith(settings.dest_prefix):
+        # Recursion guard: results land under the prefix and would otherwise trigger us again.
+        return skip("under_destination_prefix", f"key is under DEST_PREFIX {settings.dest_prefix!r}")
+    if record.key.endswith("/"):
+        return skip("folder_marker", "key ends with '/': a folder marker, not an image")
+    suffix = _suffix(record.key)
+    if suffix not in settings.accepted_suffixes:
+        return skip("suffix_not_accepted", f"suffix {suffix!r} is not in ACCEPTED_SUFFIXES")
+    if record.size == 0:
+        return skip("empty_object", "the object has zero bytes")
+    if record.size > settings.max_input_bytes:
+        return skip(
+            "too_large",
+            f"source is {record.size / 1048576:.1f} MB; the limit is {settings.max_input_bytes / 1048576:.1f} MB "
+            "(MAX_INPUT_BYTES; AISuperResolution takes at most 5 MB)",
+        )
+    if len(dest_key.encode()) > MAX_KEY_BYTES:
+        return skip("destination_key_too_long", f"DEST_PREFIX + key exceeds COS's {MAX_KEY_BYTES}-byte key limit")
+    if settings.skip_existing and exists is not None and exists(dest_bucket, dest_key):
+        return skip("already_done", "the destination object exists (SKIP_EXISTING)")
+    return Decision(PROCESS, "accepted", dest_bucket, dest_key)
+
+
+def pic_operations(decision: Decision, record_bucket: str, magnify: int) -> str:
+    """The Pic-Operations header. The fileid starts with '/': without it CI stores relative to the source."""
+    rule: dict[str, object] = {
+        "fileid": "/" + decision.dest_key,
+        "rule": f"ci-process=AISuperResolution&magnify={magnify}",
+    }
+    if decision.dest_bucket != record_bucket:
+        rule["bucket"] = decision.dest_bucket
+    return orjson.dumps({"is_pic_info": 1, "rules": [rule]}).decode()
+
+
+def _suffix(key: str) -> str:
+    name = key.rsplit("/", 1)[-1]
+    return name.rpartition(".")[2].lower() if "." in name else ""

@@ -1,0 +1,54 @@
+"""Exponential backoff with full jitter, bounded by the invocation's remaining time."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .errors import SuperresError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_s: float = 0.2
+    cap_s: float = 5.0
+    max_attempts: int = 8
+    # Time one more attempt is expected to need; no attempt starts unless this much is left.
+    min_attempt_s: float = 0.5
+
+
+@dataclass
+class Attempts:
+    count: int = 0
+
+
+def call_with_retry(
+    fn: Callable[[], T],
+    *,
+    deadline: float,
+    attempts: Attempts,
+    policy: RetryPolicy = RetryPolicy(),
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[], float] = random.random,
+) -> T:
+    """Call `fn` until it succeeds, fails permanently, or the next try would not fit before `deadline`.
+
+    Only SuperresError subclasses with `retryable` set are retried; the last error is re-raised.
+    """
+    while True:
+        attempts.count += 1
+        try:
+            return fn()
+        except SuperresError as exc:
+            if not exc.retryable or attempts.count >= policy.max_attempts:
+                raise
+            delay = jitter() * min(policy.cap_s, policy.base_s * 2 ** (attempts.count - 1))
+            if clock() + delay + policy.min_attempt_s > deadline:
+                raise
+            sleep(delay)
