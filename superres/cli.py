@@ -1,0 +1,26 @@
+"""`superres`: the local stand-in, the demo, replay, backfill and the layer build."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from . import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="superres")
+@click.option("-v", "--verbose", is_flag=True, help="Log the stand-in's requests to stderr.")
+def main(verbose: bool) -> None:
+    """cos-superres: super-resolve every image uploaded to a COS bucket (Cloud Infinite AISuperResolution),
+    and develop and test that pipeline offline against an embedded COS + CI stand-in."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+# Each command lives in the module named for it; they register here.
+from .commands import demo_cmd, local_cmd  # noqa: E402
+
+main.add_command(local_cmd.local)
+main.add_command(demo_cmd.demo)

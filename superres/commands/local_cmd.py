@@ -1,0 +1,60 @@
+"""`superres local`: run the COS + CI stand-in with serverless.yml's function behind its COS trigger."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from ..sr import ENGINE_NAMES
+from ..stack import LocalStack, StackOptions, standin_settings
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=9000, show_default=True,
+              help="Port to listen on (0 picks a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".superres"),
+              show_default=True, help="Folder for buckets, objects and the function's log.")
+@click.option("--secret-id", envvar="TENCENTCLOUD_SECRETID", help="Accepted SecretId [env TENCENTCLOUD_SECRETID; "
+              "default: the documented demo key].")
+@click.option("--secret-key", envvar="TENCENTCLOUD_SECRETKEY", help="Its SecretKey [env TENCENTCLOUD_SECRETKEY].")
+@click.option("--engine", type=click.Choice(ENGINE_NAMES), default="span", show_default=True,
+              help="Super-resolution engine: the real SPAN model, or plain bicubic for load tests only.")
+@click.option("--no-trigger", is_flag=True, help="Serve COS + CI only; do not run the function on uploads.")
+@click.option("--serverless", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=Path("serverless.yml"), show_default=True, help="Deployment file whose COS trigger to run.")
+def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_key: str | None, engine: str,
+          no_trigger: bool, serverless: Path) -> None:
+    """Run the local COS + Cloud Infinite stand-in until Ctrl-C.
+
+    Any cos-python-sdk-v5 script works against it with CosConfig(Region=..., SecretId=..., SecretKey=...,
+    IP=HOST, Port=PORT, Scheme="http"). Uploads that match serverless.yml's COS trigger run the function,
+    whose JSON log lines are printed here and appended to DATA/function-log.jsonl.
+    """
+    if bool(secret_id) != bool(secret_key):
+        raise click.UsageError("give both --secret-id and --secret-key (or neither, for the demo keys)")
+    settings = standin_settings(data_dir, secret_id=secret_id, secret_key=secret_key, engine_name=engine)
+    options = StackOptions(data_dir=data_dir, serverless=serverless, host=host, port=port, settings=settings,
+                           trigger=not no_trigger, on_log=lambda line: click.echo(line))
+    stack = LocalStack(options)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with stack:
+        cred = settings.credentials[0]
+        click.echo(
+            f"cos-superres stand-in on {stack.standin.endpoint_url}  appid {settings.appid}  region {settings.region}\n"
+            f"  SecretId {cred.secret_id}  SecretKey {'(the demo key, see README)' if not secret_key else '(yours)'}\n"
+            f"  buckets: {', '.join(t.bucket for t in stack.spec.triggers) or '-'}  engine: {engine}\n"
+            f"  trigger: {'off' if no_trigger else ', '.join(f'{t.bucket}/{t.prefix}*' for t in stack.spec.triggers)}"
+            "\nCtrl-C to stop.",
+            err=True,
+        )
+        try:
+            stopped.wait()
+        except KeyboardInterrupt:
+            pass
+    sys.exit(0)

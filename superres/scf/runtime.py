@@ -1,0 +1,72 @@
+"""One warm SCF instance, run as a child process: `python [-I -S] runtime.py CODE_DIR [LAYER_DIR...]`.
+
+Standard library only, so it can run with nothing but the code folder and a layer folder on sys.path
+(SCF sets PYTHONPATH=/var/user:/opt). Invocations arrive as JSON lines on stdin; the handler's stdout and
+stderr are the function's log; each result goes back as one JSON line on the file descriptor named by
+SUPERRES_RESULT_FD, after a marker line on stdout that closes that invocation's log.
+"""
+
+import importlib
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+
+LOG_END = "\x1esuperres-invocation-end"
+
+
+def main() -> int:
+    code_dir, *layer_dirs = sys.argv[1:]
+    handler = os.environ.get("SUPERRES_HANDLER", "index.main_handler")
+    results = os.fdopen(int(os.environ.pop("SUPERRES_RESULT_FD")), "w", encoding="utf-8")
+    for path in reversed([code_dir, *layer_dirs]):
+        sys.path.insert(0, path)
+    os.chdir(code_dir)
+    function, init_error = _load(handler)
+    for line in sys.stdin:
+        request = json.loads(line)
+        started = time.perf_counter()
+        if init_error is not None:
+            response = {"ok": False, "error": init_error}
+        else:
+            response = _invoke(function, request["event"], request["context"])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        print(LOG_END, flush=True)
+        response["duration_ms"] = (time.perf_counter() - started) * 1000
+        response["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        results.write(json.dumps(response, default=str) + "\n")
+        results.flush()
+    return 0
+
+
+def _load(handler):
+    module_name, _, function_name = handler.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), function_name), None
+    except BaseException as exc:  # noqa: BLE001 - SCF reports init failures as the invocation's error
+        traceback.print_exc()
+        return None, _error("function initialization failed", exc)
+
+
+def _invoke(function, event, context):
+    try:
+        value = function(event, context)
+    except BaseException as exc:  # noqa: BLE001
+        traceback.print_exc()
+        return {"ok": False, "error": _error("user code exception caught", exc)}
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        return {"ok": False, "error": _error("return value is not JSON serializable", exc)}
+    return {"ok": True, "return": value}
+
+
+def _error(summary, exc):
+    return {"errorCode": -1, "errorMessage": summary, "errorType": type(exc).__name__, "message": str(exc)[:4000]}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
