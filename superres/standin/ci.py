@@ -1,0 +1,275 @@
+"""Cloud Infinite AISuperResolution, all three ways of calling it (spec: ai-super-resolution-api.md).
+
+1. GET /<key>?ci-process=AISuperResolution[&magnify=N], or GET /?ci-process=...&detect-url=<url>: image/png body.
+2. PUT /<key> with Pic-Operations: store the original, then one result per rule; UploadResult XML.
+3. POST /<key>?image_process with Pic-Operations: process the stored object; UploadResult XML.
+
+Every check (Pic-Operations, destination buckets, image size and resolution, decodability) and the SR work
+itself happen before the first write, so a refused or failed request stores nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+import anyio
+import requests
+import xmltodict
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from superres.standin.errors import CosError, invalid_argument, no_such_bucket
+from superres.standin.images import (
+    JPEG_QUALITY,
+    SourceImage,
+    ci_format_name,
+    encode_image,
+    load_source_image,
+    mime_type,
+    output_format,
+)
+from superres.standin.pic_operations import CI_PROCESS, PicOperations, parse_magnify, parse_pic_operations
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from superres.sr import Engine
+    from superres.standin.events import EventSink
+    from superres.standin.request import CosRequest
+    from superres.standin.settings import StandinSettings
+    from superres.standin.store import ObjectInfo, ObjectStore
+
+log = logging.getLogger("superres.standin")
+
+CI_SERVER = "tencent-ci"
+_FETCH_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    bucket: str
+    key: str
+    data: bytes
+    format: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class _Stored:
+    bucket: str
+    info: ObjectInfo
+    rendered: _Rendered
+
+
+class CloudInfinite:
+    """The CI side of the stand-in; shares the object store and the trigger's event sink with the COS side."""
+
+    def __init__(
+        self, settings: StandinSettings, store: ObjectStore, events: EventSink, engine: Engine | None = None
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._events = events
+        self._engine = engine
+        self._engine_lock = threading.Lock()
+        self._sr_slots: anyio.Semaphore | None = None
+
+    # ---- method 1: processing during download ---------------------------------------------------
+    async def download(self, req: CosRequest) -> Response:
+        process = req.params.get("ci-process")
+        if process != CI_PROCESS:
+            raise invalid_argument(f"unsupported ci-process {process!r}; this stand-in implements {CI_PROCESS}")
+        magnify = parse_magnify(req.params.get("magnify"))
+        detect_url = req.params.get("detect-url")
+        if detect_url:
+            data = await run_in_threadpool(self._fetch_detect_url, detect_url)
+        elif req.key:
+            _, data = await run_in_threadpool(self._store.read, req.bucket, req.key)
+        else:
+            raise invalid_argument("give an object key or detect-url")
+        source = await self._load(data)
+        upscaled = await self._upscale(source.image, magnify)
+        png = await run_in_threadpool(encode_image, upscaled, "PNG")
+        return Response(png, media_type="image/png", headers={"Server": CI_SERVER})
+
+    # ---- method 2: processing upon upload -------------------------------------------------------
+    async def upload(self, req: CosRequest, body: bytes, content_type: str, meta: dict[str, str]) -> Response:
+        ops = self._parse_operations(req)
+        source = await self._load(body)
+        rendered = await self._render(req, source, ops)
+        original = await run_in_threadpool(self._store.put, req.bucket, req.key, body, content_type, meta)
+        await run_in_threadpool(self._events.notify, req.object_created(req.bucket, original))
+        stored = await self._store_results(req, rendered)
+        return self._upload_result(req, original, source if ops.is_pic_info else None, stored)
+
+    # ---- method 3: cloud data processing --------------------------------------------------------
+    async def process_stored(self, req: CosRequest) -> Response:
+        ops = self._parse_operations(req)
+        original, data = await run_in_threadpool(self._store.read, req.bucket, req.key)
+        source = await self._load(data)
+        rendered = await self._render(req, source, ops)
+        stored = await self._store_results(req, rendered)
+        return self._upload_result(req, original, source if ops.is_pic_info else None, stored)
+
+    # ---- shared steps ---------------------------------------------------------------------------
+    def _parse_operations(self, req: CosRequest) -> PicOperations:
+        header = req.headers.get("pic-operations")
+        if header is None:
+            raise CosError(400, "InvalidPicOperations", "the Pic-Operations header is required", req.resource)
+        ops = parse_pic_operations(_utf8(header), req.key)
+        for rule in ops.rules:
+            if rule.bucket is not None and not self._store.bucket_exists(rule.bucket):
+                raise no_such_bucket(rule.bucket, f"destination bucket {rule.bucket} does not exist")
+        return ops
+
+    async def _load(self, data: bytes) -> SourceImage:
+        return await run_in_threadpool(load_source_image, data)
+
+    async def _render(self, req: CosRequest, source: SourceImage, ops: PicOperations) -> list[_Rendered]:
+        """Every rule's output bytes, computed before anything is stored. One SR run per distinct magnify."""
+        upscaled: dict[int, Image.Image] = {}
+        results: list[_Rendered] = []
+        for rule in ops.rules:
+            if rule.magnify not in upscaled:
+                upscaled[rule.magnify] = await self._upscale(source.image, rule.magnify)
+            image = upscaled[rule.magnify]
+            fmt = output_format(source, rule.output_format)
+            data = await run_in_threadpool(encode_image, image, fmt)
+            bucket = rule.bucket or req.bucket
+            results.append(_Rendered(bucket, rule.key, data, fmt, image.width, image.height))
+        return results
+
+    async def _store_results(self, req: CosRequest, rendered: list[_Rendered]) -> list[_Stored]:
+        stored = []
+        for item in rendered:
+            info = await run_in_threadpool(self._store.put, item.bucket, item.key, item.data, mime_type(item.format))
+            await run_in_threadpool(self._events.notify, req.object_created(item.bucket, info))
+            stored.append(_Stored(item.bucket, info, item))
+        return stored
+
+    async def _upscale(self, image: Image.Image, scale: int) -> Image.Image:
+        async with self._sr_slot():
+            try:
+                engine = await run_in_threadpool(self._engine_instance)
+                return await run_in_threadpool(engine.upscale, image, scale)
+            except CosError:
+                raise
+            except Exception as exc:
+                log.exception("standin: super-resolution failed")
+                raise CosError(500, "InternalError", f"super-resolution failed: {exc}") from None
+
+    @asynccontextmanager
+    async def _sr_slot(self) -> AsyncIterator[None]:
+        # Created on first use so it belongs to the serving event loop. SR is CPU-bound: more parallel jobs
+        # than cores only adds memory.
+        if self._sr_slots is None:
+            self._sr_slots = anyio.Semaphore(self._settings.max_sr_jobs)
+        async with self._sr_slots:
+            yield
+
+    def _engine_instance(self) -> Engine:
+        # Loaded on first use so the object API works even where the SR weights are not installed.
+        with self._engine_lock:
+            if self._engine is None:
+                from superres.sr import load_engine
+
+                self._engine = load_engine(self._settings.engine_name)
+                log.info("standin: SR engine %s loaded", self._engine.name)
+            return self._engine
+
+    def _fetch_detect_url(self, raw_url: str) -> bytes:
+        """GET an allow-listed http(s) URL, capped in size and time; redirects are not followed (they could
+        leave the allow list)."""
+        url = raw_url if "://" in raw_url else unquote(raw_url)  # tolerate a client that encoded it twice
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise invalid_argument(f"detect-url must be http or https, got {parts.scheme or 'no'} scheme")
+        host = (parts.hostname or "").lower()
+        allowed = self._settings.detect_url_allow_hosts
+        if host not in allowed:
+            raise invalid_argument(
+                f"detect-url host {host!r} is not allowed; the stand-in fetches only from {', '.join(allowed)}"
+            )
+        limit, timeout = self._settings.detect_url_max_bytes, self._settings.detect_url_timeout_s
+        deadline = time.monotonic() + timeout
+        try:
+            with requests.get(url, stream=True, timeout=timeout, allow_redirects=False) as resp:
+                if resp.status_code != 200:
+                    raise CosError(400, "InvalidImageSource", f"detect-url answered HTTP {resp.status_code}")
+                chunks: list[bytes] = []
+                total = 0
+                for chunk in resp.iter_content(_FETCH_CHUNK):
+                    total += len(chunk)
+                    if total > limit:
+                        raise CosError(400, "ImageTooLarge", f"detect-url body exceeds {limit} bytes")
+                    if time.monotonic() > deadline:
+                        raise CosError(400, "InvalidImageSource", f"detect-url took longer than {timeout:g} s")
+                    chunks.append(chunk)
+        except requests.RequestException as exc:
+            raise CosError(400, "InvalidImageSource", f"cannot fetch detect-url: {type(exc).__name__}") from None
+        return b"".join(chunks)
+
+    def _upload_result(
+        self, req: CosRequest, original: ObjectInfo, source: SourceImage | None, stored: list[_Stored]
+    ) -> Response:
+        original_info: dict[str, object] = {
+            "Key": original.key,
+            "Location": self._location(req.bucket, original.key),
+            "ETag": original.etag,
+        }
+        if source is not None:
+            original_info["ImageInfo"] = {
+                "Format": source.format,
+                "Width": source.width,
+                "Height": source.height,
+                "Quality": source.quality,
+                "Ave": source.ave,
+                "Orientation": source.orientation,
+            }
+        objects = [
+            {
+                "Key": item.info.key,
+                "Location": self._location(item.bucket, item.info.key),
+                "Format": ci_format_name(item.rendered.format),
+                "Width": item.rendered.width,
+                "Height": item.rendered.height,
+                "Size": item.info.size,
+                "Quality": JPEG_QUALITY if item.rendered.format in ("JPEG", "WEBP") else 100,
+                "ETag": item.info.etag,
+            }
+            for item in stored
+        ]
+        results = {"Object": objects} if objects else None
+        doc = {"UploadResult": {"OriginalInfo": original_info, "ProcessResults": results}}
+        body = xmltodict.unparse(_stringify(doc), encoding="utf-8").encode("utf-8")
+        return Response(body, media_type="application/xml", headers={"Server": CI_SERVER})
+
+    def _location(self, bucket: str, key: str) -> str:
+        return f"{self._settings.bucket_host(bucket)}/{key}"
+
+
+def _utf8(header: str) -> str:
+    """Headers arrive latin-1 decoded; a client that sent raw UTF-8 JSON (curl, not the SDK) gets it back."""
+    try:
+        return header.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return header
+
+
+def _stringify(node: object) -> object:
+    """xmltodict wants text leaves; ints become their decimal form."""
+    if isinstance(node, dict):
+        return {k: _stringify(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_stringify(v) for v in node]
+    if node is None or isinstance(node, str):
+        return node
+    return str(node)

@@ -1,0 +1,144 @@
+"""Decoding, checking and encoding images for AISuperResolution (Pillow; no HTTP here)."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
+
+from superres.standin.errors import CosError
+
+MAX_SOURCE_BYTES = 5 * 1024 * 1024
+# The documented cap is "1920px * 1080px". Whether a 1080x1920 portrait passes is not stated; we treat the cap
+# as orientation-independent (long side <= 1920 and short side <= 1080) so portrait phone photos are accepted.
+MAX_LONG_SIDE = 1920
+MAX_SHORT_SIDE = 1080
+JPEG_QUALITY = 95
+
+_EXIF_ORIENTATION = 0x0112
+_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp"}
+# Result Format as CI reports it in ProcessResults (lowercase, as in the doc sample's <Format>png</Format>).
+_CI_FORMAT_NAME = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp"}
+# libjpeg's standard luminance quantisation table (quality 50), used to estimate a JPEG's quality.
+_STD_LUMINANCE = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """A decoded source plus the facts CI reports about it in ImageInfo."""
+
+    image: Image.Image  # decoded, EXIF orientation applied
+    format: str  # Pillow format name: JPEG, PNG, WEBP, BMP, GIF, ...
+    width: int
+    height: int
+    quality: int
+    ave: str  # average colour, 0xRRGGBB
+    orientation: int  # EXIF orientation of the original, 1 when absent
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.image.mode in ("RGBA", "LA", "PA") or "transparency" in self.image.info
+
+
+def load_source_image(data: bytes) -> SourceImage:
+    """Decode `data`, enforcing AISuperResolution's input limits (size before decoding, resolution before pixels)."""
+    if len(data) > MAX_SOURCE_BYTES:
+        raise CosError(
+            400, "ImageTooLarge", f"source is {len(data) / 1e6:.1f} MB; AISuperResolution accepts at most 5 MB"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data))
+            _check_resolution(*opened.size)
+            opened.load()
+    except CosError:
+        raise
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
+        raise CosError(400, "InvalidImageFormat", f"the source is not a decodable image: {exc}") from None
+    orientation = int(opened.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    image = ImageOps.exif_transpose(opened) or opened
+    return SourceImage(
+        image=image,
+        format=opened.format or "PNG",
+        width=opened.width,
+        height=opened.height,
+        quality=_estimate_quality(opened),
+        ave=_average_colour(image),
+        orientation=orientation,
+    )
+
+
+def _check_resolution(width: int, height: int) -> None:
+    long_side, short_side = max(width, height), min(width, height)
+    if long_side > MAX_LONG_SIDE or short_side > MAX_SHORT_SIDE:
+        raise CosError(
+            400,
+            "ImageResolutionExceed",
+            f"source is {width}x{height}; AISuperResolution accepts at most {MAX_LONG_SIDE}x{MAX_SHORT_SIDE} "
+            "(either orientation)",
+        )
+
+
+def _estimate_quality(image: Image.Image) -> int:
+    """JPEG: the libjpeg quality whose scaled table best matches the file's luminance table; others: 100."""
+    tables = getattr(image, "quantization", None) if image.format == "JPEG" else None
+    table = tables.get(0) if tables else None
+    if not table or len(table) != 64:
+        return 100
+    scale = sum(q * 100 / s for q, s in zip(table, _STD_LUMINANCE, strict=True)) / 64
+    quality = (200 - scale) / 2 if scale <= 100 else 5000 / scale
+    return max(1, min(100, round(quality)))
+
+
+def _average_colour(image: Image.Image) -> str:
+    red, green, blue = (round(c) for c in ImageStat.Stat(image.convert("RGB")).mean)
+    return f"0x{red:02x}{green:02x}{blue:02x}"
+
+
+def output_format(source: SourceImage, forced: str | None) -> str:
+    """Keep the source's format (JPEG/PNG/WEBP/BMP); sources with alpha or of other formats become PNG."""
+    if forced:
+        return forced
+    if source.has_alpha or source.format not in _MIME:
+        return "PNG"
+    return source.format
+
+
+def encode_image(image: Image.Image, fmt: str) -> bytes:
+    """Encode `image` as `fmt`, converting the mode where the format demands it (JPEG has no alpha)."""
+    buffer = io.BytesIO()
+    if fmt == "JPEG":
+        image = image if image.mode in ("RGB", "L") else image.convert("RGB")
+        image.save(buffer, "JPEG", quality=JPEG_QUALITY)
+    elif fmt == "WEBP":
+        image = image if image.mode in ("RGB", "RGBA") else image.convert("RGBA")
+        image.save(buffer, "WEBP", quality=JPEG_QUALITY)
+    elif fmt == "BMP":
+        image = image if image.mode in ("RGB", "L") else image.convert("RGB")
+        image.save(buffer, "BMP")
+    else:
+        image = image if image.mode in ("RGB", "RGBA", "L", "LA") else image.convert("RGBA")
+        image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def mime_type(fmt: str) -> str:
+    return _MIME.get(fmt, "application/octet-stream")
+
+
+def ci_format_name(fmt: str) -> str:
+    return _CI_FORMAT_NAME.get(fmt, fmt.lower())

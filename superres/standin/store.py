@@ -1,0 +1,319 @@
+"""Crash-safe on-disk object store behind the stand-in.
+
+Layout under `data_dir`:
+    <bucket>/bucket.json          the bucket exists once this marker is in place
+    <bucket>/data/<h>-<uuid>.bin  object bytes; a fresh unique name per write
+    <bucket>/meta/<h>.json        the object's metadata, naming its data file; <h> = sha256(key)
+
+Keys never become paths (they may hold '..', '%', '#', emoji): files are named by the key's hash.
+
+Crash safety: every file is written to a `.tmp-*` file in its final directory, fsynced, then renamed with
+os.replace, and the directory fsynced. An object exists only once its metadata is in place; an overwrite
+replaces the metadata in one rename and only then unlinks the old data file. A crash therefore leaves the
+old object or the new one, never a mix. At startup, temp files and data files no metadata names are removed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from email.utils import formatdate
+from pathlib import Path
+from typing import BinaryIO
+
+from superres.standin.errors import CosError, no_such_bucket, no_such_key
+
+log = logging.getLogger("superres.standin")
+
+MAX_KEY_BYTES = 850
+_TMP_PREFIX = ".tmp-"
+_BUCKET_DIR = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-\d+$")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str  # quoted MD5 hex, as COS sends it
+    content_type: str
+    meta: dict[str, str]  # x-cos-meta-* headers, lowercased names
+    last_modified: float  # Unix seconds
+    data_file: str
+
+    @property
+    def last_modified_http(self) -> str:
+        return formatdate(self.last_modified, usegmt=True)
+
+    @property
+    def last_modified_iso(self) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.last_modified))
+        return f"{stamp}.{int(self.last_modified * 1000) % 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class ListResult:
+    contents: tuple[ObjectInfo, ...]
+    common_prefixes: tuple[str, ...]
+    is_truncated: bool
+    next_marker: str
+
+
+@dataclass
+class _BucketIndex:
+    objects: dict[str, ObjectInfo] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)  # sorted; str order == UTF-8 byte order, as COS lists
+
+    def put(self, info: ObjectInfo) -> None:
+        if info.key not in self.objects:
+            bisect.insort(self.keys, info.key)
+        self.objects[info.key] = info
+
+    def remove(self, key: str) -> None:
+        if self.objects.pop(key, None) is not None:
+            del self.keys[bisect.bisect_left(self.keys, key)]
+
+
+def validate_key(key: str) -> None:
+    if not key:
+        raise CosError(400, "InvalidArgument", "The object key must not be empty.")
+    size = len(key.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        raise CosError(400, "KeyTooLong", f"The object key is {size} bytes; the limit is {MAX_KEY_BYTES}.", key)
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Temp file in the same directory, fsync, rename over `target`, fsync the directory."""
+    tmp = target.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(target.parent)
+
+
+class ObjectStore:
+    """Thread-safe bucket/object store; listing is served from an in-memory sorted index."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._root = Path(data_dir)
+        self._root.mkdir(parents=True, exist_ok=True)
+        # One lock for index and metadata swaps; the slow part (writing data) happens outside it.
+        self._lock = threading.RLock()
+        self._buckets: dict[str, _BucketIndex] = {}
+        for bucket_dir in sorted(self._root.iterdir()):
+            if bucket_dir.is_dir() and (bucket_dir / "bucket.json").exists():
+                self._buckets[bucket_dir.name] = self._recover_bucket(bucket_dir)
+
+    # ---- buckets -------------------------------------------------------------------------------
+    def create_bucket(self, bucket: str) -> None:
+        if not _BUCKET_DIR.match(bucket):
+            raise CosError(400, "InvalidBucketName", f"{bucket!r} is not a valid BucketName-APPID.", bucket)
+        with self._lock:
+            if bucket in self._buckets:
+                raise CosError(409, "BucketAlreadyOwnedByYou", "The bucket already exists and you own it.", bucket)
+            path = self._root / bucket
+            for sub in ("data", "meta"):
+                (path / sub).mkdir(parents=True, exist_ok=True)
+            _write_atomically(path / "bucket.json", json.dumps({"created": time.time()}).encode())
+            self._buckets[bucket] = _BucketIndex()
+
+    def bucket_exists(self, bucket: str) -> bool:
+        with self._lock:
+            return bucket in self._buckets
+
+    def buckets(self) -> list[str]:
+        with self._lock:
+            return sorted(self._buckets)
+
+    # ---- objects -------------------------------------------------------------------------------
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        meta: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        validate_key(key)
+        self._index(bucket)
+        bucket_dir = self._root / bucket
+        data_file = f"{_key_hash(key)}-{uuid.uuid4().hex}.bin"
+        _write_atomically(bucket_dir / "data" / data_file, data)
+        info = ObjectInfo(
+            key=key,
+            size=len(data),
+            etag=f'"{hashlib.md5(data).hexdigest()}"',
+            content_type=content_type,
+            meta=dict(meta or {}),
+            last_modified=time.time(),
+            data_file=data_file,
+        )
+        with self._lock:
+            index = self._index(bucket)
+            previous = index.objects.get(key)
+            _write_atomically(self._meta_path(bucket, key), json.dumps(asdict(info)).encode("utf-8"))
+            index.put(info)
+        if previous is not None:
+            self._unlink_data(bucket, previous.data_file)
+        return info
+
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        with self._lock:
+            info = self._index(bucket).objects.get(key)
+        if info is None:
+            raise no_such_key(f"{bucket}/{key}")
+        return info
+
+    def get(self, bucket: str, key: str) -> tuple[ObjectInfo, Path]:
+        """Metadata and data path. The path is only stable until the key is overwritten; prefer `open`."""
+        info = self.head(bucket, key)
+        return info, self._root / bucket / "data" / info.data_file
+
+    def open(self, bucket: str, key: str) -> tuple[ObjectInfo, BinaryIO]:
+        """Metadata and an open handle, taken under the lock so a concurrent overwrite cannot unlink it first."""
+        with self._lock:
+            info, path = self.get(bucket, key)
+            return info, open(path, "rb")  # noqa: SIM115 - the caller owns the handle
+
+    def read(self, bucket: str, key: str) -> tuple[ObjectInfo, bytes]:
+        info, handle = self.open(bucket, key)
+        with handle:
+            return info, handle.read()
+
+    def delete(self, bucket: str, key: str) -> bool:
+        """Remove `key`; False when it did not exist (COS answers 204 either way)."""
+        with self._lock:
+            index = self._index(bucket)
+            info = index.objects.get(key)
+            if info is None:
+                return False
+            # Metadata first: once it is gone the object is gone, whatever happens to the data file.
+            self._meta_path(bucket, key).unlink()
+            _fsync_dir(self._root / bucket / "meta")
+            index.remove(key)
+        self._unlink_data(bucket, info.data_file)
+        return True
+
+    def list(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        marker: str = "",
+        max_keys: int = 1000,
+    ) -> ListResult:
+        """COS GET Bucket semantics: keys after `marker`, grouped by `delimiter` into common prefixes."""
+        with self._lock:
+            index = self._index(bucket)
+            keys = index.keys
+            contents: list[ObjectInfo] = []
+            prefixes: list[str] = []
+            last = ""
+            start = max(bisect.bisect_right(keys, marker), bisect.bisect_left(keys, prefix))
+            for key in self._keys_from(keys, start, prefix):
+                entry = self._common_prefix(key, prefix, delimiter)
+                if entry is not None and (entry <= marker or (prefixes and prefixes[-1] == entry)):
+                    continue  # already reported on this page or a previous one
+                if len(contents) + len(prefixes) >= max_keys:
+                    return ListResult(tuple(contents), tuple(prefixes), True, last)
+                if entry is None:
+                    contents.append(index.objects[key])
+                    last = key
+                else:
+                    prefixes.append(entry)
+                    last = entry
+            return ListResult(tuple(contents), tuple(prefixes), False, "")
+
+    # ---- internals -----------------------------------------------------------------------------
+    @staticmethod
+    def _keys_from(keys: list[str], start: int, prefix: str) -> Iterator[str]:
+        for i in range(start, len(keys)):
+            key = keys[i]
+            if key.startswith(prefix):
+                yield key
+            elif key > prefix:
+                return  # sorted: no later key can carry the prefix
+
+    @staticmethod
+    def _common_prefix(key: str, prefix: str, delimiter: str) -> str | None:
+        if not delimiter:
+            return None
+        cut = key.find(delimiter, len(prefix))
+        return None if cut < 0 else key[: cut + len(delimiter)]
+
+    def _index(self, bucket: str) -> _BucketIndex:
+        with self._lock:
+            index = self._buckets.get(bucket)
+        if index is None:
+            raise no_such_bucket(bucket)
+        return index
+
+    def _meta_path(self, bucket: str, key: str) -> Path:
+        return self._root / bucket / "meta" / f"{_key_hash(key)}.json"
+
+    def _unlink_data(self, bucket: str, data_file: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self._root / bucket / "data" / data_file).unlink()
+
+    def _recover_bucket(self, bucket_dir: Path) -> _BucketIndex:
+        """Rebuild the index from metadata and sweep what a crash can leave behind."""
+        data_dir, meta_dir = bucket_dir / "data", bucket_dir / "meta"
+        data_dir.mkdir(exist_ok=True)
+        meta_dir.mkdir(exist_ok=True)
+        for directory in (bucket_dir, data_dir, meta_dir):
+            for stray in directory.glob(f"{_TMP_PREFIX}*"):
+                log.info("standin store: removing interrupted write %s", stray)
+                stray.unlink()
+        index = _BucketIndex()
+        for meta_file in meta_dir.glob("*.json"):
+            info = self._load_meta(meta_file, data_dir)
+            if info is not None:
+                index.put(info)
+        referenced = {info.data_file for info in index.objects.values()}
+        for data_file in data_dir.iterdir():
+            if data_file.name not in referenced:
+                log.info("standin store: removing unreferenced data file %s", data_file)
+                data_file.unlink()
+        return index
+
+    @staticmethod
+    def _load_meta(meta_file: Path, data_dir: Path) -> ObjectInfo | None:
+        try:
+            info = ObjectInfo(**json.loads(meta_file.read_text("utf-8")))
+        except (ValueError, TypeError) as exc:
+            # Cannot come from our own writes (metadata lands by rename); keep the file for inspection.
+            log.warning("standin store: ignoring unreadable metadata %s: %s", meta_file, exc)
+            return None
+        if not (data_dir / info.data_file).is_file():
+            log.warning("standin store: metadata %s names a missing data file; dropping it", meta_file)
+            meta_file.unlink()
+            return None
+        return info
