@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from superres.sr import Engine
     from superres.standin.events import ObjectCreatedCallback
     from superres.standin.settings import StandinSettings
+    from superres.standin.store import ObjectStore
 
 log = logging.getLogger("superres.standin")
 
@@ -134,6 +135,15 @@ class StandIn:
         bucket = self._settings.bucket_full_name(name)
         self.client().create_bucket(Bucket=bucket)
         return bucket
+
+    def bucket_exists(self, name: str) -> bool:
+        """Whether `name` (or `name-appid`) exists; read from the store, so it works before `start()` too."""
+        return self.store.bucket_exists(self._settings.bucket_full_name(name))
+
+    @property
+    def store(self) -> ObjectStore:
+        """The object store behind the server (for inspection in tests; writes should go through the API)."""
+        return self._app.state.store
 
     def _wait_until_answering(self) -> None:
         # Any HTTP answer (even 400 for the bare Host) proves the server loop is up.
