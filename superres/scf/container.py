@@ -92,9 +92,9 @@ class FunctionContainer:
                 self._proc.stdin.flush()
             except (BrokenPipeError, OSError):
                 pass  # the instance died at start-up; its log says why
-            logs, finished = self._collect_logs(started + self.spec.timeout_s)
-            if not finished:
-                return self._failed(request_id, logs, started, timed_out=self._proc.poll() is None)
+            logs, state = self._collect_logs(started + self.spec.timeout_s)
+            if state != "done":
+                return self._failed(request_id, logs, started, timed_out=state == "timeout")
             response = json.loads(self._results.readline() or "{}")  # type: ignore[union-attr]
             return InvokeResult(
                 request_id=request_id,
@@ -138,20 +138,19 @@ class FunctionContainer:
             lines.put(line.rstrip("\n"))
         lines.put(None)
 
-    def _collect_logs(self, deadline: float) -> tuple[list[str], bool]:
+    def _collect_logs(self, deadline: float) -> tuple[list[str], str]:
+        """The invocation's log lines, and how it ended: "done", "timeout" or "exited"."""
         logs: list[str] = []
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return logs, False
             try:
-                line = self._lines.get(timeout=remaining)
+                line = self._lines.get(timeout=max(remaining, 0.0)) if remaining > 0 else self._lines.get_nowait()
             except queue.Empty:
-                return logs, False
+                return logs, "timeout"
             if line is None:
-                return logs, False
+                return logs, "exited"
             if line == LOG_END:
-                return logs, True
+                return logs, "done"
             logs.append(line)
 
     def _failed(self, request_id: str, logs: list[str], started: float, *, timed_out: bool) -> InvokeResult:
