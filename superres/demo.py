@@ -67,7 +67,7 @@ def side_by_side(before: Image.Image, after: Image.Image) -> Image.Image:
     # A 4x-zoomed crop from the centre makes the difference visible at a glance.
     crop_w, crop_h = width // 4, height // 8
     box = ((width - crop_w) // 2, (height - crop_h) // 2, (width + crop_w) // 2, (height + crop_h) // 2)
-    zoom = (crop_w * 2, crop_h * 2)
+    zoom = (crop_w * 4, crop_h * 4)
     canvas = Image.new("RGB", (2 * width + gap, label_h + height + gap + zoom[1]), "white")
     draw = ImageDraw.Draw(canvas)
     for column, (image, label) in enumerate(((bicubic, "before: bicubic"), (after, "after: AISuperResolution"))):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import orjson
 
 from .config import Settings
 from .events import CosRecord
@@ -83,7 +82,9 @@ def pic_operations(decision: Decision, record_bucket: str, magnify: int) -> str:
     }
     if decision.dest_bucket != record_bucket:
         rule["bucket"] = decision.dest_bucket
-    return orjson.dumps({"is_pic_info": 1, "rules": [rule]}).decode()
+    # ASCII-only JSON (\uXXXX escapes): HTTP header values travel as Latin-1, so a raw CJK or emoji key in
+    # the fileid would be mangled on the wire and break the request signature.
+    return json.dumps({"is_pic_info": 1, "rules": [rule]}, ensure_ascii=True, separators=(",", ":"))
 
 
 def _suffix(key: str) -> str:

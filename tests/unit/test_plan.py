@@ -91,3 +91,10 @@ def test_pic_operations_names_destination_bucket_when_set():
     ops = json.loads(pic_operations(decision, record.bucket, 2))
     assert decision.dest_bucket == "results-1250000000"
     assert ops["rules"][0]["bucket"] == "results-1250000000"
+
+
+def test_pic_operations_header_is_ascii_even_for_cjk_and_emoji_keys():
+    record = _record(key="猫/😀 a.jpg")
+    header = pic_operations(decide(record, SETTINGS), record.bucket, 2)
+    assert header.isascii()
+    assert json.loads(header)["rules"][0]["fileid"] == "/superres/猫/😀 a.jpg"

@@ -1,0 +1,3 @@
+from superres.cli import main
+
+main()
