@@ -56,7 +56,8 @@ def test_download_time_processing_returns_png_at_double_size(stack, original):
     original.save(buffer, format="JPEG", quality=90)
     client = stack.client()
     client.put_object(Bucket=BUCKET, Key="src/coffee.jpg", Body=buffer.getvalue())
-    headers, body = client.ci_process(Bucket=BUCKET, Key="src/coffee.jpg", CiProcess="AISuperResolution")
+    headers, body = client.ci_process(Bucket=BUCKET, Key="src/coffee.jpg", CiProcess="AISuperResolution",
+                                       NeedHeader=True)
     assert headers["Content-Type"] == "image/png"
     with Image.open(io.BytesIO(body)) as image:
         assert image.format == "PNG"
