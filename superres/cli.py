@@ -24,3 +24,7 @@ from .commands import demo_cmd, local_cmd  # noqa: E402
 
 main.add_command(local_cmd.local)
 main.add_command(demo_cmd.demo)
+from .commands import cam_policy_cmd, layer_cmd  # noqa: E402
+
+main.add_command(layer_cmd.layer)
+main.add_command(cam_policy_cmd.cam_policy_cmd)
