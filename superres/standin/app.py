@@ -349,7 +349,12 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def _invalid_range(size: int) -> CosError:
-    return CosError(416, "InvalidRange", f"The requested range is not satisfiable (object size {size}).")
+    return CosError(
+        416,
+        "InvalidRange",
+        f"The requested range is not satisfiable (object size {size}).",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
 
 
 def _object_headers(info: ObjectInfo) -> dict[str, str]:

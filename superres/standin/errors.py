@@ -9,12 +9,15 @@ from starlette.responses import Response
 class CosError(Exception):
     """An error the stand-in answers with, exactly like COS: `<Error><Code/>...</Error>`."""
 
-    def __init__(self, status: int, code: str, message: str, resource: str = "") -> None:
+    def __init__(
+        self, status: int, code: str, message: str, resource: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.resource = resource
+        self.headers = dict(headers or {})  # extra response headers, e.g. Content-Range on a 416
 
     def to_xml(self, request_id: str, trace_id: str | None = None) -> bytes:
         body = {
@@ -28,12 +31,12 @@ class CosError(Exception):
         }
         return xmltodict.unparse(body, encoding="utf-8").encode("utf-8")
 
-    def to_response(self, request_id: str, headers: dict[str, str] | None = None) -> Response:
+    def to_response(self, request_id: str) -> Response:
         return Response(
             self.to_xml(request_id),
             status_code=self.status,
             media_type="application/xml",
-            headers=headers,
+            headers=self.headers,
         )
 
 

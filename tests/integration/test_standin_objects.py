@@ -85,6 +85,17 @@ def test_unsatisfiable_range_is_416_invalid_range(cos, bucket: str) -> None:
     assert (err.get_status_code(), err.get_error_code()) == (416, "InvalidRange")
 
 
+def test_416_names_the_object_size_in_content_range(standin: StandIn, cos, bucket: str) -> None:
+    cos.put_object(Bucket=bucket, Key="r.bin", Body=BODY)
+    host = standin.settings.bucket_host(bucket)
+    authorization = cos.get_auth(Method="GET", Bucket=bucket, Key="r.bin", Headers={"Host": host})
+    response = requests.get(
+        f"{standin.endpoint_url}/r.bin", headers={"Host": host, "Authorization": authorization, "Range": "bytes=-0"}
+    )
+    assert response.status_code == 416
+    assert response.headers["Content-Range"] == "bytes */20"
+
+
 def test_head_object_reports_size_and_etag(cos, bucket: str) -> None:
     cos.put_object(Bucket=bucket, Key="h.bin", Body=BODY)
     head = cos.head_object(Bucket=bucket, Key="h.bin")
