@@ -47,7 +47,7 @@ _HOST = re.compile(
 )
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _READ_CHUNK = 256 * 1024
-_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE"]
+_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"]
 
 
 def create_app(
