@@ -91,7 +91,7 @@ def parse_record(raw: object, *, default_region: str | None = None) -> CosRecord
     appid = _text(cos_bucket.get("appid"), "cos.cosBucket.appid", allow_int=True)
     name = _text(cos_bucket.get("name"), "cos.cosBucket.name")
     raw_key = _text(cos_object.get("key"), "cos.cosObject.key")
-    url = _optional_text(cos_object.get("url"), "cos.cosObject.url")
+    url = _url(cos_object.get("url"))
     meta = cos_object.get("meta")
     meta = meta if isinstance(meta, Mapping) else {}
 
@@ -134,6 +134,16 @@ def _object_key(raw_key: str, appid: str, name: str, url: str | None) -> str:
     )
 
 
+def _url(value: object) -> str | None:
+    url = _optional_text(value, "cos.cosObject.url")
+    if url is not None:
+        try:
+            urlsplit(url)
+        except ValueError as exc:  # e.g. "http://[abc/": an unbalanced IPv6 bracket
+            raise EventError(f"cos.cosObject.url is not a URL: {exc}", field="cos.cosObject.url") from None
+    return url
+
+
 def _key_from_url(url: str | None) -> str | None:
     if not url:
         return None
@@ -144,7 +154,7 @@ def _key_from_url(url: str | None) -> str | None:
 def _region(cos_bucket: Mapping[str, object], url: str | None, default_region: str | None) -> str:
     for field in ("cosRegion", "s3Region"):
         value = cos_bucket.get(field)
-        if isinstance(value, str) and value.strip():
+        if isinstance(value, str) and value.strip() and _is_utf8(value):
             return value.strip()
     if default_region:
         return default_region
@@ -169,8 +179,9 @@ def _event_time(value: object) -> datetime:
             pass
     elif isinstance(value, str) and value.strip():
         text = value.strip()
-        if text.isdigit():
-            return _event_time(int(text))
+        seconds = _whole_number(text)
+        if seconds is not None:
+            return _event_time(seconds)
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
@@ -185,10 +196,29 @@ def _event_time(value: object) -> datetime:
 def _size(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    number = _whole_number(value.strip()) if isinstance(value, str) else None
+    if number is not None:
+        return number
     raise EventError(f"cos.cosObject.size must be a whole number of bytes; got {value!r:.80}",
                      field="cos.cosObject.size")
+
+
+def _whole_number(text: str) -> int | None:
+    """ASCII digits only: str.isdigit() also accepts '²', which int() refuses; the length cap keeps int() clear of
+    its 4300-digit limit (no size or Unix time needs more than 20 digits)."""
+    if text.isascii() and text.isdigit() and len(text) <= 20:
+        return int(text)
+    return None
+
+
+def _is_utf8(text: str) -> bool:
+    """False for strings holding lone surrogates ("\\ud800" in the JSON): no COS key or name can, and they
+    cannot be encoded for a request or a log line."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _mapping(value: object, field: str) -> Mapping[str, object]:
@@ -206,6 +236,8 @@ def _text(value: object, field: str, *, allow_int: bool = False) -> str:
         raise EventError(f"{field} must be a non-empty string; got {what}", field=field)
     if any(ch in value for ch in "\x00\r\n"):
         raise EventError(f"{field} contains NUL or line-break characters", field=field)
+    if not _is_utf8(value):
+        raise EventError(f"{field} is not valid Unicode (lone surrogate)", field=field)
     return value
 
 
@@ -214,6 +246,8 @@ def _optional_text(value: object, field: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise EventError(f"{field} must be a string; got {value!r:.80}", field=field)
+    if not _is_utf8(value):
+        raise EventError(f"{field} is not valid Unicode (lone surrogate)", field=field)
     return value
 
 
@@ -230,4 +264,6 @@ def _hint_key(raw: object) -> str | None:
         key = raw["cos"]["cosObject"]["key"]  # type: ignore[index]
     except (KeyError, TypeError, IndexError):
         return None
-    return key[:1024] if isinstance(key, str) else None
+    if not isinstance(key, str):
+        return None
+    return key[:1024].encode("utf-8", "backslashreplace").decode("utf-8")
