@@ -28,3 +28,6 @@ from .commands import cam_policy_cmd, layer_cmd  # noqa: E402
 
 main.add_command(layer_cmd.layer)
 main.add_command(cam_policy_cmd.cam_policy_cmd)
+from .commands import replay_cmd  # noqa: E402
+
+main.add_command(replay_cmd.replay)
