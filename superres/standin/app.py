@@ -130,8 +130,9 @@ class CosService:
 
     # ---- parsing and auth -----------------------------------------------------------------------
     def _parse(self, http: Request, request_id: str) -> CosRequest:
-        # latin-1 is byte-transparent: it hands back the exact str the SDK put on the wire (and signed).
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in http.scope["headers"]}
+        # The SDK sends str header values as UTF-8 bytes and signs quote(utf-8 bytes): decode the same way so
+        # x-cos-meta-* or Pic-Operations values with CJK text verify and round-trip (latin-1 if not UTF-8).
+        headers = {k.decode("latin-1").lower(): _header_text(v) for k, v in http.scope["headers"]}
         raw_path = http.scope.get("raw_path") or http.scope["path"].encode("utf-8")
         try:
             path = unquote_to_bytes(raw_path.split(b"?", 1)[0]).decode("utf-8")
@@ -293,6 +294,13 @@ def _restore_header_case(response: Response) -> None:
     response.raw_headers = [(cased(name), value) for name, value in response.raw_headers]
 
 
+def _header_text(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
 def _is_ci_request(req: CosRequest) -> bool:
     return "ci-process" in req.params or "image_process" in req.params or "pic-operations" in req.headers
 
@@ -365,7 +373,8 @@ def _object_headers(info: ObjectInfo) -> dict[str, str]:
         "Last-Modified": info.last_modified_http,
         "Accept-Ranges": "bytes",
     }
-    headers.update(info.meta)
+    # Header values go out as bytes: send metadata as the UTF-8 it arrived in (Starlette encodes latin-1).
+    headers.update({name: value.encode("utf-8").decode("latin-1") for name, value in info.meta.items()})
     return headers
 
 

@@ -11,21 +11,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from superres.sr import load_engine
 from superres.standin import Credential, ObjectCreated, StandIn, StandinSettings
 from superres.standin.settings import DEMO_SECRET_ID, DEMO_SECRET_KEY
 
 TEMP_SECRET_ID = "AKIDsuperresTEMPORARYkey000000000000"
 TEMP_SECRET_KEY = "superresTEMPORARYsecretKey000000"
 TEMP_TOKEN = "superres-session-token-0001"
-
-
-class PillowBicubicTestEngine:
-    """Test double for superres.sr engines: Pillow bicubic. The HTTP and validation paths are under test, not SR."""
-
-    name = "pillow-bicubic-test-double"
-
-    def upscale(self, image: Image.Image, scale: int) -> Image.Image:
-        return image.resize((image.width * scale, image.height * scale), Image.Resampling.BICUBIC)
 
 
 class EventRecorder:
@@ -66,7 +58,7 @@ def standin(tmp_path_factory: pytest.TempPathFactory, standin_events: EventRecor
             Credential(TEMP_SECRET_ID, TEMP_SECRET_KEY, token=TEMP_TOKEN),
         ),
     )
-    with StandIn(settings, engine=PillowBicubicTestEngine(), on_object_created=standin_events) as server:
+    with StandIn(settings, engine=load_engine("bicubic"), on_object_created=standin_events) as server:
         yield server
 
 

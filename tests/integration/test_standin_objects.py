@@ -290,3 +290,11 @@ def test_objects_survive_a_restart_on_the_same_data_dir(tmp_path: Path) -> None:
         client = second.client()
         assert _keys(client.list_objects(Bucket=bucket)) == ["中文 key+1"]
         assert _read(client.get_object(Bucket=bucket, Key="中文 key+1")) == BODY
+
+
+def test_utf8_metadata_and_pic_operations_values_verify_and_round_trip(standin, bucket):
+    """The SDK sends str header values as UTF-8 and signs them that way; CJK values must not break signing."""
+    client = standin.client()
+    client.put_object(Bucket=bucket, Key="meta-utf8.txt", Body=b"x", Metadata={"x-cos-meta-name": "猫 photo"})
+    raw = client.head_object(Bucket=bucket, Key="meta-utf8.txt")["x-cos-meta-name"]
+    assert raw.encode("latin-1").decode("utf-8") == "猫 photo"
