@@ -31,3 +31,6 @@ main.add_command(cam_policy_cmd.cam_policy_cmd)
 from .commands import replay_cmd  # noqa: E402
 
 main.add_command(replay_cmd.replay)
+from .commands import backfill_cmd  # noqa: E402
+
+main.add_command(backfill_cmd.backfill)

@@ -91,7 +91,7 @@ def invoke(client: scf_client.ScfClient, target: Target, event: object, *, invoc
     request.Namespace = target.namespace
     if target.qualifier:
         request.Qualifier = target.qualifier
-    request.ClientContext = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    request.ClientContext = encode_event(event)
     if invocation_type == "RequestResponse":
         request.LogType = "Tail"
     try:
@@ -110,6 +110,11 @@ def invoke(client: scf_client.ScfClient, target: Target, event: object, *, invoc
         bill_duration_ms=result.BillDuration,
         mem_usage_bytes=result.MemUsage,
     )
+
+
+def encode_event(event: object) -> str:
+    """The ClientContext string; its UTF-8 length is what SCF's 128 KB (async) / 6 MB (sync) limits measure."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
 
 
 def _host_port(endpoint: str) -> tuple[str, str]:
