@@ -11,6 +11,7 @@ from .scf.container import ContainerOptions, FunctionContainer
 from .scf.serverless import FunctionSpec, load_function_spec
 from .scf.trigger import TriggerDispatcher
 from .standin.events import ObjectCreated
+from .standin.faults import FaultPlan
 from .standin.server import StandIn
 from .standin.settings import DEMO_SECRET_ID, DEMO_SECRET_KEY, Credential, StandinSettings
 
@@ -32,6 +33,7 @@ class StackOptions:
     retry_interval_s: float = 1.0
     function_env: dict[str, str] = field(default_factory=dict)  # overrides of serverless.yml's variables
     on_log: Callable[[str], None] | None = None
+    faults: FaultPlan | None = None  # stand-in fault injection (superres.standin.faults); changeable later
 
 
 def standin_settings(
@@ -53,7 +55,7 @@ class LocalStack:
         self.settings = options.settings or standin_settings(options.data_dir)
         self.trigger: TriggerDispatcher | None = None
         self.standin = StandIn(self.settings, engine=options.engine, on_object_created=self._on_object_created,
-                               host=options.host, port=options.port)
+                               host=options.host, port=options.port, faults=options.faults)
 
     def start(self) -> LocalStack:
         self.options.data_dir.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import click
 
 from ..sr import ENGINE_NAMES
 from ..stack import LocalStack, StackOptions, standin_settings
+from ..standin.faults import FaultPlan
 
 
 @click.command()
@@ -27,8 +28,17 @@ from ..stack import LocalStack, StackOptions, standin_settings
 @click.option("--no-trigger", is_flag=True, help="Serve COS + CI only; do not run the function on uploads.")
 @click.option("--serverless", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=Path("serverless.yml"), show_default=True, help="Deployment file whose COS trigger to run.")
+@click.option("--fault-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of requests answered with an injected fault (testing retries).")
+@click.option("--fault-kinds", default="slowdown,internal,reset,delay", show_default=True,
+              help="Comma list: slowdown (503), internal (500), reset (connection dropped), delay (slow answer).")
+@click.option("--fault-targets", default="", help="Comma list of ci, head, get, put, post, delete [default: all].")
+@click.option("--fault-delay", type=click.FloatRange(min=0, min_open=True), default=65.0, show_default=True,
+              help="Seconds a 'delay' fault holds a request before serving it.")
+@click.option("--fault-seed", type=int, default=None, help="Make the fault draws repeatable.")
 def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_key: str | None, engine: str,
-          no_trigger: bool, serverless: Path) -> None:
+          no_trigger: bool, serverless: Path, fault_share: float, fault_kinds: str, fault_targets: str,
+          fault_delay: float, fault_seed: int | None) -> None:
     """Run the local COS + Cloud Infinite stand-in until Ctrl-C.
 
     Any cos-python-sdk-v5 script works against it with CosConfig(Region=..., SecretId=..., SecretKey=...,
@@ -38,8 +48,13 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
     if bool(secret_id) != bool(secret_key):
         raise click.UsageError("give both --secret-id and --secret-key (or neither, for the demo keys)")
     settings = standin_settings(data_dir, secret_id=secret_id, secret_key=secret_key, engine_name=engine)
+    try:
+        faults = FaultPlan.parse(fault_share, fault_kinds, fault_targets, delay_s=fault_delay,
+                                 seed=fault_seed) if fault_share > 0 else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fault-kinds/--fault-targets") from None
     options = StackOptions(data_dir=data_dir, serverless=serverless, host=host, port=port, settings=settings,
-                           trigger=not no_trigger, on_log=lambda line: click.echo(line))
+                           trigger=not no_trigger, on_log=lambda line: click.echo(line), faults=faults)
     stack = LocalStack(options)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -50,7 +65,8 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
             f"  SecretId {cred.secret_id}  SecretKey {'(the demo key, see README)' if not secret_key else '(yours)'}\n"
             f"  buckets: {', '.join(t.bucket for t in stack.spec.triggers) or '-'}  engine: {engine}\n"
             f"  trigger: {'off' if no_trigger else ', '.join(f'{t.bucket}/{t.prefix}*' for t in stack.spec.triggers)}"
-            "\nCtrl-C to stop.",
+            + (f"\n  faults: {faults}" if faults else "")
+            + "\nCtrl-C to stop.",
             err=True,
         )
         try:

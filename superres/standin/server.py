@@ -15,6 +15,7 @@ import uvicorn
 from qcloud_cos import CosConfig, CosS3Client
 
 from superres.standin.app import create_app
+from superres.standin.faults import FaultInjector, FaultPlan
 
 if TYPE_CHECKING:
     from superres.sr import Engine
@@ -60,11 +61,13 @@ class StandIn:
         on_object_created: ObjectCreatedCallback | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        faults: FaultPlan | None = None,
     ) -> None:
         self._settings = settings
         self._host = host
         self._requested_port = port
         self._app = create_app(settings, engine=engine, on_object_created=on_object_created)
+        self._faults = FaultInjector(self._app, faults)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -87,7 +90,7 @@ class StandIn:
         if self._thread is not None:
             return self
         self._sock = _bind(self._host, self._requested_port)
-        self._server = uvicorn.Server(_uvicorn_config(self._app, self._host, self.port))
+        self._server = uvicorn.Server(_uvicorn_config(self._faults, self._host, self.port))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, name="superres-standin", daemon=True
         )
@@ -141,6 +144,15 @@ class StandIn:
         return self.store.bucket_exists(self._settings.bucket_full_name(name))
 
     @property
+    def faults(self) -> FaultInjector:
+        """The fault-injection middleware: its plan, and the log of requests it saw while a plan was set."""
+        return self._faults
+
+    def set_faults(self, plan: FaultPlan | None) -> None:
+        """Change the fault plan while serving (None: no faults and no request log)."""
+        self._faults.plan = plan
+
+    @property
     def store(self) -> ObjectStore:
         """The object store behind the server (for inspection in tests; writes should go through the API)."""
         return self._app.state.store
@@ -167,7 +179,8 @@ def run_forever(
     *,
     engine: Engine | None = None,
     on_object_created: ObjectCreatedCallback | None = None,
+    faults: FaultPlan | None = None,
 ) -> None:
     """Serve in the foreground until interrupted (Ctrl-C); for `superres local --port PORT --data DIR`."""
     app = create_app(settings, engine=engine, on_object_created=on_object_created)
-    uvicorn.Server(_uvicorn_config(app, host, port)).run()
+    uvicorn.Server(_uvicorn_config(FaultInjector(app, faults), host, port)).run()
