@@ -78,6 +78,14 @@ class CosCallError(SuperresError):
         return {**super().as_log(), "status": self.status, "cos_request_id": self.cos_request_id}
 
 
+class DeadlineError(SuperresError):
+    """Too little of the invocation's time is left to start another call: leave the record to SCF's retry rather
+    than be killed mid-call at the time limit (which would lose the log lines of the records after it)."""
+
+    code = "DeadlineExceeded"
+    retryable = True
+
+
 class RecordsFailedError(SuperresError):
     """Raised at the end of an invocation whose records still failed transiently, so SCF retries it."""
 

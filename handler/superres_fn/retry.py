@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .errors import SuperresError
+from .errors import DeadlineError, SuperresError
 
 T = TypeVar("T")
 
@@ -39,8 +39,14 @@ def call_with_retry(
 ) -> T:
     """Call `fn` until it succeeds, fails permanently, or the next try would not fit before `deadline`.
 
-    Only SuperresError subclasses with `retryable` set are retried; the last error is re-raised.
+    Only SuperresError subclasses with `retryable` set are retried; the last error is re-raised. No first attempt
+    starts either when less than `policy.min_attempt_s` is left: DeadlineError (retryable) instead.
     """
+    if clock() + policy.min_attempt_s > deadline:
+        raise DeadlineError(
+            f"{max(deadline - clock(), 0.0):.1f} s of the invocation's time left, under the "
+            f"{policy.min_attempt_s:g} s an attempt needs; leaving this record to SCF's retry"
+        )
     while True:
         attempts.count += 1
         try:
