@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ..scf.api import serve_scf_api
 from ..sr import ENGINE_NAMES
 from ..stack import LocalStack, StackOptions, standin_settings
 from ..standin.faults import FaultPlan
@@ -26,6 +28,8 @@ from ..standin.faults import FaultPlan
 @click.option("--engine", type=click.Choice(ENGINE_NAMES), default="span", show_default=True,
               help="Super-resolution engine: the real SPAN model, or plain bicubic for load tests only.")
 @click.option("--no-trigger", is_flag=True, help="Serve COS + CI only; do not run the function on uploads.")
+@click.option("--scf-api-port", type=click.IntRange(0, 65535), default=None,
+              help="Also serve the SCF API (Invoke) for `replay --deployed` / `backfill --deployed` on this port.")
 @click.option("--serverless", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=Path("serverless.yml"), show_default=True, help="Deployment file whose COS trigger to run.")
 @click.option("--fault-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
@@ -37,8 +41,8 @@ from ..standin.faults import FaultPlan
               help="Seconds a 'delay' fault holds a request before serving it.")
 @click.option("--fault-seed", type=int, default=None, help="Make the fault draws repeatable.")
 def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_key: str | None, engine: str,
-          no_trigger: bool, serverless: Path, fault_share: float, fault_kinds: str, fault_targets: str,
-          fault_delay: float, fault_seed: int | None) -> None:
+          no_trigger: bool, scf_api_port: int | None, serverless: Path, fault_share: float, fault_kinds: str,
+          fault_targets: str, fault_delay: float, fault_seed: int | None) -> None:
     """Run the local COS + Cloud Infinite stand-in until Ctrl-C.
 
     Any cos-python-sdk-v5 script works against it with CosConfig(Region=..., SecretId=..., SecretKey=...,
@@ -58,7 +62,11 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
     stack = LocalStack(options)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    with stack:
+    with stack, contextlib.ExitStack() as extras:
+        if scf_api_port is not None:
+            api = extras.enter_context(serve_scf_api(stack, host=host, port=scf_api_port))
+            click.echo(f"SCF API (Invoke) on {api.endpoint}: replay --deployed {stack.spec.name} "
+                       f"--scf-endpoint {api.endpoint}", err=True)
         cred = settings.credentials[0]
         click.echo(
             f"cos-superres stand-in on {stack.standin.endpoint_url}  appid {settings.appid}  region {settings.region}\n"
