@@ -1,0 +1,17 @@
+"""Benchmarks for cos-superres: `make bench` (= `python -m bench`) writes bench/results.json and bench/results.md.
+
+Every figure with a goal is measured side by side in one run (interleaved A/B repetitions, medians), so a noisy,
+shared machine shifts both sides alike. Modules, one per benchmark:
+
+    cold_start    importing the handler module vs importing qcloud_cos alone (fresh interpreters)
+    client_cpu    client-side CPU per record: the real pipeline vs a bare ci_image_process call
+    warm_rss      peak RSS of a warm function instance over 100 records
+    local_sr      SPAN vs bicubic quality, seconds per megapixel, peak RSS at 1080p, the compute floor
+    backfill_rate `superres backfill` submit rate against the stand-in's bicubic engine
+"""
+
+from __future__ import annotations
+
+from .report import Goal, Row
+
+__all__ = ["Goal", "Row"]
