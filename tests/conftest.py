@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +25,55 @@ def load_event(name: str) -> dict:
 @pytest.fixture
 def event_files() -> list[Path]:
     return sorted(EVENTS.glob("*.json"))
+
+
+# ---- no secret in any log line of the suite ------------------------------------------------------------------------
+# Every log record of the `superres` loggers (stand-in, local SCF) is scanned as it is emitted, and at the end of the
+# session every function log the suite wrote (function-log.jsonl, `superres local` output) is read back. A test that
+# uses its own keys adds them with `register_secret`. "q-signature=" is in every Authorization value.
+SECRET_MARKERS: set[str] = {"q-signature=", "q-sign-algorithm="}
+
+
+def register_secret(*values: str | None) -> None:
+    SECRET_MARKERS.update(v for v in values if v)
+
+
+def leaked_secrets(text: str) -> list[str]:
+    return sorted(marker for marker in SECRET_MARKERS if marker in text)
+
+
+class _SecretScanner(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.leaks: list[tuple[str, list[str]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            found = leaked_secrets(self.format(record))
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is not ours to judge
+            return
+        if found:
+            self.leaks.append((record.name, found))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_in_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_SecretScanner]:
+    from superres.standin.settings import DEMO_SECRET_KEY
+
+    register_secret(DEMO_SECRET_KEY)
+    scanner = _SecretScanner()
+    logger = logging.getLogger("superres")
+    level = logger.level
+    logger.addHandler(scanner)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield scanner
+    finally:
+        logger.removeHandler(scanner)
+        logger.setLevel(level)
+    base = tmp_path_factory.getbasetemp()
+    files = [*base.rglob("function-log.jsonl"), *base.rglob("superres-local-*.log")]
+    leaks = [(str(path), found) for path in files
+             if (found := leaked_secrets(path.read_text(encoding="utf-8", errors="replace")))]
+    assert not scanner.leaks and not leaks, f"secrets in log lines: {scanner.leaks[:5]} {leaks[:5]}"

@@ -14,6 +14,7 @@ from PIL import Image
 from superres.sr import load_engine
 from superres.standin import Credential, ObjectCreated, StandIn, StandinSettings
 from superres.standin.settings import DEMO_SECRET_ID, DEMO_SECRET_KEY
+from tests.conftest import register_secret
 
 TEMP_SECRET_ID = "AKIDsuperresTEMPORARYkey000000000000"
 TEMP_SECRET_KEY = "superresTEMPORARYsecretKey000000"
@@ -72,3 +73,6 @@ def cos(standin: StandIn):  # type: ignore[no-untyped-def]
 def bucket(standin: StandIn) -> str:
     """A fresh bucket per test, so 'nothing was stored' is a plain listing comparison."""
     return standin.create_bucket(f"t{uuid.uuid4().hex[:12]}")
+
+
+register_secret(TEMP_SECRET_KEY, TEMP_TOKEN)  # the session's log scan (tests/conftest.py) looks for these too
