@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
@@ -14,12 +14,12 @@ AI_SUPER_RESOLUTION_MAX_BYTES = 5 * 1024 * 1024
 # Persistent processing refuses anything above 32 MB whatever the operation.
 _HARD_MAX_INPUT_BYTES = 32 * 1024 * 1024
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,48}[a-z0-9]-\d{5,}$|^[a-z0-9]-\d{5,}$")
+DEFAULT_SUFFIXES = ("jpg", "jpeg", "png", "bmp", "webp")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """A local COS endpoint (COS_ENDPOINT_URL): the SDK connects here but still names the real host."""
 
     scheme: str
@@ -27,12 +27,13 @@ class Endpoint:
     port: int
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
+    """Immutable (a NamedTuple: cheaper to define than a frozen dataclass, which counts at cold start)."""
+
     dest_prefix: str
     magnify: int = 2
     dest_bucket: str | None = None
-    accepted_suffixes: tuple[str, ...] = ("jpg", "jpeg", "png", "bmp", "webp")
+    accepted_suffixes: tuple[str, ...] = DEFAULT_SUFFIXES
     max_input_bytes: int = AI_SUPER_RESOLUTION_MAX_BYTES
     skip_existing: bool = True
     region: str | None = None
@@ -40,7 +41,7 @@ class Settings:
     cos_timeout_s: float = 60.0
 
     def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **changes)
+        return self._replace(**changes)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -99,7 +100,7 @@ def _dest_bucket(raw: str | None) -> str | None:
 
 def _suffixes(raw: str | None) -> tuple[str, ...]:
     if raw is None or raw.strip() == "":
-        return Settings.accepted_suffixes
+        return DEFAULT_SUFFIXES
     items = tuple(part.strip().lower().lstrip(".") for part in raw.split(",") if part.strip())
     if not items or any(not item.isalnum() for item in items):
         raise ConfigError(

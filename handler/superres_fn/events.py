@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from .errors import EventError
@@ -18,8 +18,7 @@ from .errors import EventError
 _URL_HOST_RE = re.compile(r"^(?P<bucket>[a-z0-9-]+-\d+)\.cos\.(?P<region>[a-z0-9-]+)\.myqcloud\.com$")
 
 
-@dataclass(frozen=True)
-class CosRecord:
+class CosRecord(NamedTuple):
     """One uploaded (or removed) object, as the function sees it."""
 
     event_name: str
@@ -45,8 +44,7 @@ class CosRecord:
         return (self.bucket, self.key, self.etag, self.size)
 
 
-@dataclass(frozen=True)
-class RecordSlot:
+class RecordSlot(NamedTuple):
     """The outcome of parsing one entry of Records: a record, or the error that entry raised."""
 
     index: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .config import Settings
 from .errors import EventError, RecordsFailedError, SuperresError
@@ -13,14 +13,13 @@ from .gateway import Gateway
 from .log import Emit, emit_stdout
 from .plan import Decision, decide, pic_operations
 from .results import parse_upload_result
-from .retry import Attempts, RetryPolicy, call_with_retry
+from .retry import DEFAULT_POLICY, Attempts, RetryPolicy, call_with_retry
 
 # Used when the context carries no time limit (a local call without one).
 _DEFAULT_TIME_LIMIT_MS = 60_000
 
 
-@dataclass
-class Invocation:
+class Invocation(NamedTuple):
     """What an invocation needs besides the event; tests hand in fakes for the clock and the gateway."""
 
     settings: Settings
@@ -28,7 +27,7 @@ class Invocation:
     emit: Emit = emit_stdout
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    policy: RetryPolicy = DEFAULT_POLICY
 
 
 def handle_event(event: object, context: object, invocation: Invocation) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .config import Settings
 from .events import CosRecord
@@ -16,8 +16,7 @@ PROCESS = "process"
 SKIP = "skip"
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     action: str  # PROCESS or SKIP
     reason: str
     dest_bucket: str

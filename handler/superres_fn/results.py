@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from .errors import CosCallError
 
 
-@dataclass(frozen=True)
-class ImageInfo:
+class ImageInfo(NamedTuple):
     format: str | None
     width: int | None
     height: int | None
     quality: int | None
 
 
-@dataclass(frozen=True)
-class OriginalInfo:
+class OriginalInfo(NamedTuple):
     key: str | None
     location: str | None
     etag: str | None
     image: ImageInfo | None
 
 
-@dataclass(frozen=True)
-class ProcessedObject:
+class ProcessedObject(NamedTuple):
     key: str
     location: str | None
     size: int | None
@@ -35,11 +32,10 @@ class ProcessedObject:
     format: str | None
 
     def as_log(self) -> dict[str, object]:
-        return asdict(self)
+        return dict(self._asdict())
 
 
-@dataclass(frozen=True)
-class UploadResult:
+class UploadResult(NamedTuple):
     original: OriginalInfo | None
     objects: tuple[ProcessedObject, ...]
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from .errors import DeadlineError, SuperresError
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     base_s: float = 0.2
     cap_s: float = 5.0
     max_attempts: int = 8
@@ -22,9 +20,16 @@ class RetryPolicy:
     min_attempt_s: float = 0.5
 
 
-@dataclass
+DEFAULT_POLICY = RetryPolicy()
+
+
 class Attempts:
-    count: int = 0
+    """How many calls were made; shared by the retry loop and the record's log line."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
 
 
 def call_with_retry(
@@ -32,7 +37,7 @@ def call_with_retry(
     *,
     deadline: float,
     attempts: Attempts,
-    policy: RetryPolicy = RetryPolicy(),
+    policy: RetryPolicy = DEFAULT_POLICY,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     jitter: Callable[[], float] = random.random,

@@ -131,3 +131,12 @@ def test_built_event_has_the_real_shape_and_parses_back():
     assert isinstance(record["event"]["eventTime"], int)
     parsed = parse_record(json.loads(json.dumps(record)))
     assert (parsed.key, parsed.bucket, parsed.etag) == ("uploads/猫 a+b%.jpg", "photos-1250000000", '"abc"')
+
+
+def test_memory_is_the_instance_own_peak_not_the_parent_one(spec):
+    ballast = bytearray(300 * 1024 * 1024)  # make the parent big: a child must not inherit its figure
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    with FunctionContainer(spec) as container:
+        result = container.invoke({"mode": "ok"})
+    del ballast
+    assert 0 < result.memory_bytes < 200 * 1024 * 1024
