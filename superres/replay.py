@@ -92,7 +92,7 @@ def seed_objects(client: CosS3Client, event: dict, region: str) -> list[str]:
         if record.bucket not in buckets:
             _ensure_bucket(client, record.bucket)
             buckets.add(record.bucket)
-        if _exists(client, record.bucket, record.key):
+        if client.object_exists(Bucket=record.bucket, Key=record.key):
             continue
         body, content_type = seed_body(record.key)
         client.put_object(Bucket=record.bucket, Key=record.key, Body=body, ContentType=content_type)
@@ -204,13 +204,3 @@ def _ensure_bucket(client: CosS3Client, bucket: str) -> None:
         if exc.get_status_code() != 404:
             raise ReplayError(f"bucket {bucket}: {exc.get_error_code()} {exc.get_error_msg()}") from None
         client.create_bucket(Bucket=bucket)
-
-
-def _exists(client: CosS3Client, bucket: str, key: str) -> bool:
-    try:
-        client.head_object(Bucket=bucket, Key=key)
-    except CosServiceError as exc:
-        if exc.get_status_code() == 404:
-            return False
-        raise
-    return True

@@ -17,9 +17,13 @@ T = TypeVar("T")
 
 
 class Gateway(Protocol):
-    def exists(self, bucket: str, key: str, region: str) -> bool: ...
+    """`timeout` (seconds) bounds one request; the pipeline passes what is left of the invocation."""
 
-    def image_process(self, bucket: str, key: str, region: str, pic_operations: str) -> object: ...
+    def exists(self, bucket: str, key: str, region: str, timeout: float | None = None) -> bool: ...
+
+    def image_process(
+        self, bucket: str, key: str, region: str, pic_operations: str, timeout: float | None = None
+    ) -> object: ...
 
 
 class CosGateway:
@@ -35,45 +39,44 @@ class CosGateway:
         self._clients: dict[tuple[str, str, str, str | None], CosS3Client] = {}
         self._lock = threading.Lock()
 
-    def exists(self, bucket: str, key: str, region: str) -> bool:
-        client = self._client(region)
+    def exists(self, bucket: str, key: str, region: str, timeout: float | None = None) -> bool:
+        client = self._client(region, timeout)
+        return _typed(lambda: bool(client.object_exists(Bucket=bucket, Key=key)))
 
-        def head() -> bool:
-            try:
-                client.head_object(Bucket=bucket, Key=key)
-            except CosServiceError as exc:
-                if exc.get_status_code() == 404:
-                    return False
-                raise
-            return True
-
-        return _typed(head)
-
-    def image_process(self, bucket: str, key: str, region: str, pic_operations: str) -> object:
-        client = self._client(region)
+    def image_process(
+        self, bucket: str, key: str, region: str, pic_operations: str, timeout: float | None = None
+    ) -> object:
+        client = self._client(region, timeout)
         _headers, data = _typed(lambda: client.ci_image_process(Bucket=bucket, Key=key, PicOperations=pic_operations))
         return data
 
-    def _client(self, region: str) -> CosS3Client:
+    def _client(self, region: str, timeout: float | None = None) -> CosS3Client:
         secret_id, secret_key, token = _credentials(self._environ)
+        if timeout is not None and timeout < self._settings.cos_timeout_s:
+            # Near the invocation's end: a one-off client whose timeout ends before SCF would kill us.
+            return CosS3Client(self._config(region, secret_id, secret_key, token, timeout), retry=0)
         cache_key = (region, secret_id, secret_key, token)
         with self._lock:
             client = self._clients.get(cache_key)
             if client is None:
                 # Credentials changed (or first use): drop clients built with the old keys.
                 self._clients = {k: v for k, v in self._clients.items() if k[1:] == cache_key[1:]}
-                client = CosS3Client(self._config(region, secret_id, secret_key, token), retry=0)
+                client = CosS3Client(
+                    self._config(region, secret_id, secret_key, token, self._settings.cos_timeout_s), retry=0
+                )
                 self._clients[cache_key] = client
             return client
 
-    def _config(self, region: str, secret_id: str, secret_key: str, token: str | None) -> CosConfig:
+    def _config(
+        self, region: str, secret_id: str, secret_key: str, token: str | None, timeout: float
+    ) -> CosConfig:
         endpoint = self._settings.endpoint
         options: dict[str, object] = {
             "Region": region,
             "SecretId": secret_id,
             "SecretKey": secret_key,
             "Token": token,
-            "Timeout": self._settings.cos_timeout_s,
+            "Timeout": timeout,
             "Scheme": endpoint.scheme if endpoint else "https",
         }
         if endpoint is not None:

@@ -86,7 +86,8 @@ def _handle_slot(
             record,
             invocation.settings,
             exists=lambda bucket, key: _retrying(
-                lambda: invocation.gateway.exists(bucket, key, record.region), deadline, Attempts(), invocation
+                lambda: invocation.gateway.exists(bucket, key, record.region, _left(deadline, invocation)),
+                deadline, Attempts(), invocation,
             ),
             duplicate=record.identity in seen,
         )
@@ -110,7 +111,8 @@ def _super_resolve(
 ) -> dict[str, object]:
     operations = pic_operations(decision, record.bucket, invocation.settings.magnify)
     data = _retrying(
-        lambda: invocation.gateway.image_process(record.bucket, record.key, record.region, operations),
+        lambda: invocation.gateway.image_process(record.bucket, record.key, record.region, operations,
+                                                 _left(deadline, invocation)),
         deadline, attempts, invocation,
     )
     result = parse_upload_result(data)
@@ -131,6 +133,11 @@ def _retrying(fn, deadline: float, attempts: Attempts, invocation: Invocation): 
         fn, deadline=deadline, attempts=attempts, policy=invocation.policy, clock=invocation.clock,
         sleep=invocation.sleep,
     )
+
+
+def _left(deadline: float, invocation: Invocation) -> float:
+    """Seconds until the deadline: no single request may outlast the invocation."""
+    return max(deadline - invocation.clock(), 0.001)
 
 
 def _finish(line: dict[str, object], started: float, invocation: Invocation) -> dict[str, object]:

@@ -55,6 +55,10 @@ def decide(
         return skip("under_destination_prefix", f"key is under DEST_PREFIX {settings.dest_prefix!r}")
     if record.key.endswith("/"):
         return skip("folder_marker", "key ends with '/': a folder marker, not an image")
+    if any(segment in (".", "..") for segment in record.key.split("/")):
+        # CI resolves fileid paths: "/superres/a/../../x.jpg" would land outside DEST_PREFIX, maybe on
+        # another object. COS keys may contain such segments; results for them are never written.
+        return skip("unsafe_key", "key has '.' or '..' path segments; its result could land outside DEST_PREFIX")
     suffix = _suffix(record.key)
     if suffix not in settings.accepted_suffixes:
         return skip("suffix_not_accepted", f"suffix {suffix!r} is not in ACCEPTED_SUFFIXES")

@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from .container import ContainerOptions, FunctionContainer, InvokeResult
 from .serverless import FunctionSpec
 
 log = logging.getLogger("superres.scf")
+
+HISTORY = 20_000  # deliveries kept in memory
 
 # Short region codes that appear in `cosBucket.region` of real events.
 _SHORT_REGIONS = {"ap-guangzhou": "gz", "ap-shanghai": "sh", "ap-beijing": "bj", "ap-chengdu": "cd",
@@ -86,8 +89,9 @@ class TriggerDispatcher:
         self.region = region
         self.retries = retries
         self.retry_interval_s = retry_interval_s
-        self.deliveries: list[Delivery] = []
-        self.log_lines: list[str] = []
+        # Bounded: `superres local` may run for days; the full log is in log_path.
+        self.deliveries: deque[Delivery] = deque(maxlen=HISTORY)
+        self.log_lines: deque[str] = deque(maxlen=HISTORY * 4)
         self._options = options
         self._log_path = log_path
         self._on_log = on_log

@@ -29,7 +29,7 @@ import struct
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -108,7 +108,7 @@ class FaultInjector:
         self._lock = threading.Condition()
         self._plan: FaultPlan | None = None
         self._seen: Counter[tuple[str, str]] = Counter()
-        self._records: list[RequestRecord] = []
+        self._records: deque[RequestRecord] = deque(maxlen=100_000)  # bounded for long `superres local` runs
         self._in_flight = 0
         self.plan = plan
 

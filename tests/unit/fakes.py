@@ -31,13 +31,17 @@ class FakeGateway:
     on_call: Callable[[], None] | None = None
     calls: list[tuple[str, str, str, str]] = field(default_factory=list)
     heads: list[tuple[str, str]] = field(default_factory=list)
+    timeouts: list[float | None] = field(default_factory=list)
 
-    def exists(self, bucket: str, key: str, region: str) -> bool:
+    def exists(self, bucket: str, key: str, region: str, timeout: float | None = None) -> bool:
         self.heads.append((bucket, key))
         return (bucket, key) in self.existing
 
-    def image_process(self, bucket: str, key: str, region: str, pic_operations: str) -> object:
+    def image_process(
+        self, bucket: str, key: str, region: str, pic_operations: str, timeout: float | None = None
+    ) -> object:
         self.calls.append((bucket, key, region, pic_operations))
+        self.timeouts.append(timeout)
         if self.on_call:
             self.on_call()
         pending = self.failures.get(key)

@@ -158,7 +158,7 @@ CASES: dict[str, tuple[Callable[[], object], Expect]] = {
     "key_control_characters": (lambda: _with("cos.cosObject.key", PREFIX + "uploads/\x01\x1b[31m\x7f.jpg"),
                                _reasons("processed")),
     "key_dot_segments": (lambda: _with("cos.cosObject.key", PREFIX + "uploads/../../etc/passwd.png"),
-                         _reasons("processed")),
+                         _reasons("unsafe_key")),
     "key_emoji_and_cjk": (lambda: _with("cos.cosObject.key", PREFIX + "uploads/猫😀.png"), _reasons("processed")),
     "unknown_fields": (lambda: {"Records": [_record() | {"extra": {"x": [1, None]}}], "Other": 1},
                        _reasons("processed")),

@@ -144,3 +144,10 @@ def test_context_without_time_limit_or_not_a_dict_still_works():
     invocation, lines, _, _ = make_invocation()
     handle_event(load_event("put_single.json"), None, invocation)
     assert lines[0]["outcome"] == "processed" and lines[0]["request_id"] == ""
+
+
+def test_each_request_timeout_is_bounded_by_the_time_left():
+    invocation, lines, gateway, clock = make_invocation()
+    handle_event(load_event("put_single.json"), {"request_id": "r", "time_limit_in_ms": 10_000}, invocation)
+    (timeout,) = gateway.timeouts
+    assert 0 < timeout <= 9.0  # 10 s limit less the 1 s margin

@@ -98,3 +98,13 @@ def test_pic_operations_header_is_ascii_even_for_cjk_and_emoji_keys():
     header = pic_operations(decide(record, SETTINGS), record.bucket, 2)
     assert header.isascii()
     assert json.loads(header)["rules"][0]["fileid"] == "/superres/猫/😀 a.jpg"
+
+
+@pytest.mark.parametrize("key", ["uploads/../../important.jpg", "uploads/a/../b.png", "uploads/./a.jpg", "../x.jpg"])
+def test_keys_with_dot_segments_are_skipped_so_results_cannot_escape_dest_prefix(key):
+    decision = decide(_record(key=key), SETTINGS)
+    assert decision.reason == "unsafe_key"
+
+
+def test_dots_inside_names_are_fine():
+    assert decide(_record(key="uploads/..hidden/a..b.jpg"), SETTINGS).should_process
