@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ..standin.server import _bind, _uvicorn_config
+from ..serving import BackgroundServer
 from .container import ContainerOptions, FunctionContainer, InvokeResult
 from .serverless import FunctionSpec
 from .trigger import TriggerDispatcher
@@ -146,31 +145,16 @@ class ScfApiServer:
         self.credentials = {c.secret_id: c for c in credentials}
         self.calls: list[ReceivedCall] = []
         self._clock = clock
-        self._host, self._requested_port = host, port
-        self._sock = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self.app = Starlette(routes=[Route("/", self._handle, methods=["POST"])])
+        self._server = BackgroundServer(self.app, host=host, port=port, name="SCF API")
 
     @property
     def endpoint(self) -> str:
         """HOST:PORT, what HttpProfile(endpoint=...) and --scf-endpoint take."""
-        if self._sock is None:
-            raise RuntimeError("the SCF API is not started")
-        return f"{self._host}:{self._sock.getsockname()[1]}"
+        return f"{self._server.host}:{self._server.port}"
 
     def start(self) -> ScfApiServer:
-        self._sock = _bind(self._host, self._requested_port)
-        port = self._sock.getsockname()[1]
-        self._server = uvicorn.Server(_uvicorn_config(self.app, self._host, port))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name="superres-scf-api", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"the SCF API did not start on {self._host}:{port}")
-            time.sleep(0.02)
+        self._server.start()
         log.info("scf api: serving %s", self.endpoint)
         return self
 
@@ -180,14 +164,9 @@ class ScfApiServer:
         return all(f.wait_idle(max(0.0, deadline - time.monotonic())) for f in self.functions.values())
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        if self._sock is not None:
-            self._sock.close()
+        self._server.stop()
         for function in self.functions.values():
             function.close()
-        self._server = self._thread = self._sock = None
 
     def __enter__(self) -> ScfApiServer:
         return self.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from superres.standin.app import create_app
 from superres.standin.errors import CosError
 from superres.standin.events import EVENT_PUT, ObjectCreated, ObjectCreatedCallback
-from superres.standin.server import StandIn, run_forever
+from superres.standin.server import StandIn
 from superres.standin.settings import DEMO_SECRET_ID, DEMO_SECRET_KEY, Credential, StandinSettings
 from superres.standin.store import ObjectInfo, ObjectStore
 
@@ -22,5 +22,4 @@ __all__ = [
     "StandIn",
     "StandinSettings",
     "create_app",
-    "run_forever",
 ]
