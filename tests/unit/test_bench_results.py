@@ -31,3 +31,9 @@ def test_unknown_benchmark_name_is_refused() -> None:
     done = subprocess.run([sys.executable, "-m", "bench", "--only", "nope"], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode != 0 and "unknown benchmark" in done.stderr
+
+
+def test_readme_quotes_the_committed_bench_table_verbatim():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quoted = readme.split("<!-- bench:start -->", 1)[1].split("<!-- bench:end -->", 1)[0]
+    assert quoted.strip() == (ROOT / "bench" / "results.md").read_text(encoding="utf-8").strip()
