@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from superres.sr import load_engine
+from superres.stack import LocalStack, StackOptions
 from superres.standin import Credential, ObjectCreated, StandIn, StandinSettings
 from superres.standin.settings import DEMO_SECRET_ID, DEMO_SECRET_KEY
 from tests.conftest import register_secret
@@ -76,3 +77,11 @@ def bucket(standin: StandIn) -> str:
 
 
 register_secret(TEMP_SECRET_KEY, TEMP_TOKEN)  # the session's log scan (tests/conftest.py) looks for these too
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The whole local stack (stand-in + serverless.yml's function) with the fast bicubic engine, trigger off."""
+    options = StackOptions(data_dir=tmp_path_factory.mktemp("standin"), engine=load_engine("bicubic"), trigger=False)
+    with LocalStack(options) as running:
+        yield running

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,18 +23,10 @@ from superres.backfill import (
 )
 from superres.cli import main
 from superres.scf.api import ASYNC_EVENT_MAX_BYTES, serve_scf_api
-from superres.sr import load_engine
-from superres.stack import LocalStack, StackOptions
+from superres.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "photos-1250000000"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    options = StackOptions(data_dir=tmp_path_factory.mktemp("standin"), engine=load_engine("bicubic"), trigger=False)
-    with LocalStack(options) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -26,13 +26,6 @@ TRICKY_KEYS = ["uploads/a b.jpg", "uploads/a+b.jpg", "uploads/100%.jpg", "upload
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    options = StackOptions(data_dir=tmp_path_factory.mktemp("standin"), engine=load_engine("bicubic"), trigger=False)
-    with LocalStack(options) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def api(stack: LocalStack) -> Iterator[ScfApiServer]:
     with serve_scf_api(stack) as server:
         yield server
