@@ -4,7 +4,9 @@ AISuperResolution (the real model) writes the result; we print ProcessResults an
 from __future__ import annotations
 
 import io
+import json
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,9 +80,7 @@ def side_by_side(before: Image.Image, after: Image.Image) -> Image.Image:
     return canvas
 
 
-def _record_line(lines: list[str], key: str) -> dict[str, object]:
-    import json
-
+def _record_line(lines: Iterable[str], key: str) -> dict[str, object]:
     for raw in lines:
         try:
             line = json.loads(raw)

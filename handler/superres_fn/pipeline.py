@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from .config import Settings
 from .errors import EventError, RecordsFailedError, SuperresError
@@ -14,6 +14,8 @@ from .log import Emit, emit_stdout
 from .plan import Decision, decide, pic_operations
 from .results import parse_upload_result
 from .retry import DEFAULT_POLICY, Attempts, RetryPolicy, call_with_retry
+
+T = TypeVar("T")
 
 # Used when the context carries no time limit (a local call without one).
 _DEFAULT_TIME_LIMIT_MS = 60_000
@@ -128,7 +130,7 @@ def _super_resolve(
     }
 
 
-def _retrying(fn, deadline: float, attempts: Attempts, invocation: Invocation):  # type: ignore[no-untyped-def]
+def _retrying(fn: Callable[[], T], deadline: float, attempts: Attempts, invocation: Invocation) -> T:
     return call_with_retry(
         fn, deadline=deadline, attempts=attempts, policy=invocation.policy, clock=invocation.clock,
         sleep=invocation.sleep,
