@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -14,6 +15,11 @@ from .config import Settings
 from .errors import CosCallError, CredentialsError
 
 T = TypeVar("T")
+
+# The SDK logs every HEAD miss as a WARNING and, at DEBUG, request headers including x-cos-security-token.
+# Should the runtime configure the root logger, those records would print as extra, unstructured lines (or a
+# secret); our one JSON line per record already carries the COS code, message and request id.
+logging.getLogger("qcloud_cos").propagate = False
 
 
 class Gateway(Protocol):
@@ -104,9 +110,11 @@ def _typed(call: Callable[[], T]) -> T:
         return call()
     except CosServiceError as exc:
         status = exc.get_status_code()
+        code = exc.get_error_code()
         raise CosCallError(
             exc.get_error_msg() or f"COS answered HTTP {status}",
-            code=exc.get_error_code() or f"HTTP{status}",
+            # A HEAD error has no body, so the SDK has no code to give ("Unknown"): name the status instead.
+            code=code if code and code != "Unknown" else f"HTTP{status}",
             status=status,
             cos_request_id=exc.get_request_id(),
         ) from None
