@@ -28,6 +28,8 @@ from ..standin.faults import FaultPlan
 @click.option("--engine", type=click.Choice(ENGINE_NAMES), default="span", show_default=True,
               help="Super-resolution engine: the real SPAN model, or plain bicubic for load tests only.")
 @click.option("--no-trigger", is_flag=True, help="Serve COS + CI only; do not run the function on uploads.")
+@click.option("--retry-interval", type=click.FloatRange(0, 3600), default=1.0, show_default=True,
+              help="Seconds between SCF's retries of a failed invocation (2 retries; 60 s in the cloud).")
 @click.option("--scf-api-port", type=click.IntRange(0, 65535), default=None,
               help="Also serve the SCF API (Invoke) for `replay --deployed` / `backfill --deployed` on this port.")
 @click.option("--serverless", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -41,8 +43,9 @@ from ..standin.faults import FaultPlan
               help="Seconds a 'delay' fault holds a request before serving it.")
 @click.option("--fault-seed", type=int, default=None, help="Make the fault draws repeatable.")
 def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_key: str | None, engine: str,
-          no_trigger: bool, scf_api_port: int | None, serverless: Path, fault_share: float, fault_kinds: str,
-          fault_targets: str, fault_delay: float, fault_seed: int | None) -> None:
+          no_trigger: bool, retry_interval: float, scf_api_port: int | None, serverless: Path,
+          fault_share: float, fault_kinds: str, fault_targets: str, fault_delay: float,
+          fault_seed: int | None) -> None:
     """Run the local COS + Cloud Infinite stand-in until Ctrl-C.
 
     Any cos-python-sdk-v5 script works against it with CosConfig(Region=..., SecretId=..., SecretKey=...,
@@ -58,7 +61,8 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fault-kinds/--fault-targets") from None
     options = StackOptions(data_dir=data_dir, serverless=serverless, host=host, port=port, settings=settings,
-                           trigger=not no_trigger, on_log=lambda line: click.echo(line), faults=faults)
+                           trigger=not no_trigger, on_log=lambda line: click.echo(line), faults=faults,
+                           retry_interval_s=retry_interval)
     stack = LocalStack(options)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
