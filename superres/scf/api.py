@@ -93,13 +93,13 @@ class ScfFunction:
                 self._idle.append(container)
                 self._cond.notify()
 
-    def invoke_async(self, event: dict) -> None:
+    def invoke_async(self, event: dict) -> str:
         with self._cond:
             if self._async is None:
                 # SCF's async path: a queue, warm instances, 2 retries after an execution error.
                 self._async = TriggerDispatcher(self.spec, self.options, region=self.region,
                                                 instances=self.instances)
-        self._async.submit(event)
+        return self._async.submit(event)
 
     @property
     def async_results(self) -> list[InvokeResult]:
@@ -223,8 +223,7 @@ class ScfApiServer:
         self.calls.append(ReceivedCall(action, name, invocation_type, size,
                                        len(records) if isinstance(records, list) else 0))
         if invocation_type == "Event":
-            await run_in_threadpool(function.invoke_async, event)
-            return _result(function_request_id=str(uuid.uuid4()))
+            return _result(function_request_id=await run_in_threadpool(function.invoke_async, event))
         outcome = await run_in_threadpool(function.invoke_sync, event)
         return _sync_result(outcome, tail=params.get("LogType") == "Tail")
 

@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ class TriggerDispatcher:
         self._log_path = log_path
         self._on_log = on_log
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, dict, int]] = []  # (not_before, seq, event, attempt)
+        self._heap: list[tuple[float, int, dict, int, str]] = []  # (not_before, seq, event, attempt, request id)
         self._seq = itertools.count()
         self._outstanding = 0
         self._closed = False
@@ -112,14 +113,18 @@ class TriggerDispatcher:
                                                  function_name=self.spec.name)]}
             self.submit(event)
 
-    def submit(self, event: dict, *, attempt: int = 0, delay_s: float = 0.0) -> None:
+    def submit(self, event: dict, *, request_id: str | None = None) -> str:
+        """Queue one asynchronous invocation; its request id (kept across SCF's retries) is returned."""
+        request_id = request_id or str(uuid.uuid4())
         with self._cond:
-            if self._closed:
-                return
-            if attempt == 0:
+            if not self._closed:
                 self._outstanding += 1
-            heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._seq), event, attempt))
-            self._cond.notify_all()
+                self._schedule(0.0, event, 0, request_id)
+        return request_id
+
+    def _schedule(self, delay_s: float, event: dict, attempt: int, request_id: str) -> None:
+        heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._seq), event, attempt, request_id))
+        self._cond.notify_all()
 
     def wait_idle(self, timeout: float = 300.0) -> bool:
         """Block until every event was delivered (retries included); False if `timeout` passed first."""
@@ -147,18 +152,17 @@ class TriggerDispatcher:
                 item = self._next_due()
                 if item is None:
                     return
-            _, _, event, attempt = item
-            result = container.invoke(event)
+            _, _, event, attempt, request_id = item
+            result = container.invoke(event, request_id=request_id)
             self._record(Delivery(event, attempt, result))
             with self._cond:
                 if not result.ok and attempt < self.retries and not self._closed:
-                    heapq.heappush(self._heap, (time.monotonic() + self.retry_interval_s, next(self._seq), event,
-                                                attempt + 1))
+                    self._schedule(self.retry_interval_s, event, attempt + 1, request_id)
                 else:
                     self._outstanding -= 1
                 self._cond.notify_all()
 
-    def _next_due(self) -> tuple[float, int, dict, int] | None:
+    def _next_due(self) -> tuple[float, int, dict, int, str] | None:
         """Pop the next event whose time has come, waiting for one; None once closed."""
         while not self._closed:
             if self._heap:

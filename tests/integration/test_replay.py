@@ -93,6 +93,10 @@ def test_deployed_replay_async_queues_the_event(stack: LocalStack, api: ScfApiSe
     assert api.wait_idle(120)
     for key in TRICKY_KEYS:
         assert _exists(stack, f"superres/{key}"), key
+    # the id SCF answered with is the one the function's log lines carry
+    answered = result.stdout.split("FunctionRequestId: ", 1)[1].split()[0]
+    (function,) = api.functions.values()
+    assert answered in {r.request_id for r in function.async_results}
 
 
 def test_deployed_replay_with_a_wrong_key_fails_signature_verification(stack: LocalStack, api: ScfApiServer,
