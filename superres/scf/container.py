@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .runtime import LOG_END
+from .runtime import LOG_END, LOG_READY
 from .serverless import FunctionSpec
 
 _RUNTIME = Path(__file__).with_name("runtime.py")
@@ -74,6 +74,7 @@ class FunctionContainer:
         self._proc: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._results = None
+        self._init_logs: list[str] = []  # the cold start's output, shown with the first invocation's log
 
     @property
     def cold(self) -> bool:
@@ -83,7 +84,12 @@ class FunctionContainer:
         request_id = request_id or str(uuid.uuid4())
         with self._lock:
             if self.cold:
-                self._start()
+                started = time.monotonic()
+                state = self._start()
+                if state != "done":
+                    init_logs, self._init_logs = self._init_logs, []
+                    return self._failed(request_id, init_logs, started, timed_out=state == "timeout",
+                                        phase="initialization")
             assert self._proc is not None and self._proc.stdin is not None
             request = {"event": event, "context": self._context(request_id)}
             started = time.monotonic()
@@ -92,7 +98,8 @@ class FunctionContainer:
                 self._proc.stdin.flush()
             except (BrokenPipeError, OSError):
                 pass  # the instance died at start-up; its log says why
-            logs, state = self._collect_logs(started + self.spec.timeout_s)
+            logs, state = self._collect_logs(started + self.spec.timeout_s, LOG_END)
+            logs, self._init_logs = self._init_logs + logs, []
             if state != "done":
                 return self._failed(request_id, logs, started, timed_out=state == "timeout")
             response = json.loads(self._results.readline() or "{}")  # type: ignore[union-attr]
@@ -116,7 +123,9 @@ class FunctionContainer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _start(self) -> None:
+    def _start(self) -> str:
+        """Start a cold instance and wait for its handler import (SCF's initTimeout): "done", "timeout" or
+        "exited"."""
         self._stop()
         read_fd, write_fd = os.pipe()
         args = [self.options.python, *(["-I", "-S"] if self.options.isolated else []), str(_RUNTIME),
@@ -130,6 +139,8 @@ class FunctionContainer:
         self._results = os.fdopen(read_fd, "r", encoding="utf-8")
         self._lines = queue.Queue()
         threading.Thread(target=self._pump, args=(self._proc, self._lines), daemon=True).start()
+        self._init_logs, state = self._collect_logs(time.monotonic() + self.spec.init_timeout_s, LOG_READY)
+        return state
 
     @staticmethod
     def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
@@ -138,7 +149,7 @@ class FunctionContainer:
             lines.put(line.rstrip("\n"))
         lines.put(None)
 
-    def _collect_logs(self, deadline: float) -> tuple[list[str], str]:
+    def _collect_logs(self, deadline: float, marker: str) -> tuple[list[str], str]:
         """The invocation's log lines, and how it ended: "done", "timeout" or "exited"."""
         logs: list[str] = []
         while True:
@@ -149,15 +160,17 @@ class FunctionContainer:
                 return logs, "timeout"
             if line is None:
                 return logs, "exited"
-            if line == LOG_END:
+            if line == marker:
                 return logs, "done"
             logs.append(line)
 
-    def _failed(self, request_id: str, logs: list[str], started: float, *, timed_out: bool) -> InvokeResult:
+    def _failed(self, request_id: str, logs: list[str], started: float, *, timed_out: bool,
+                phase: str = "invocation") -> InvokeResult:
         # SCF ends an instance that timed out or crashed; the next invocation starts cold.
         self._stop()
-        message = (f"Invoking task timed out after {self.spec.timeout_s} seconds" if timed_out
-                   else "the function's process exited during the invocation")
+        limit = self.spec.init_timeout_s if phase == "initialization" else self.spec.timeout_s
+        message = (f"{phase.capitalize()} timed out after {limit} seconds" if timed_out
+                   else f"the function's process exited during the {phase}")
         return InvokeResult(
             request_id=request_id, ok=False, return_value=None,
             error={"errorCode": -1, "errorMessage": message, "errorType": "TimeoutError" if timed_out else "Crash"},

@@ -15,6 +15,7 @@ import time
 import traceback
 
 LOG_END = "\x1esuperres-invocation-end"
+LOG_READY = "\x1esuperres-initialized"
 
 
 def main() -> int:
@@ -25,6 +26,8 @@ def main() -> int:
         sys.path.insert(0, path)
     os.chdir(code_dir)
     function, init_error = _load(handler)
+    sys.stderr.flush()
+    print(LOG_READY, flush=True)
     for line in sys.stdin:
         request = json.loads(line)
         started = time.perf_counter()

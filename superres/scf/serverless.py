@@ -49,6 +49,7 @@ class FunctionSpec:
     environment: Mapping[str, str]
     triggers: tuple[CosTrigger, ...]
     layers: tuple[Mapping[str, object], ...] = field(default_factory=tuple)
+    init_timeout_s: int = 65  # SCF times the cold start (importing the handler) apart from the invocation
 
 
 def read_env_files(root: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -86,6 +87,7 @@ def load_function_spec(path: Path | str = "serverless.yml", environ: Mapping[str
         region=str(inputs.get("region") or ""),
         memory_mb=int(inputs.get("memorySize") or 128),
         timeout_s=int(inputs.get("timeout") or 3),
+        init_timeout_s=int(inputs.get("initTimeout") or 65),
         environment={str(k): "" if v is None else str(v) for k, v in variables.items()},
         triggers=tuple(_cos_triggers(inputs.get("events") or [], path)),
         layers=tuple(inputs.get("layers") or ()),

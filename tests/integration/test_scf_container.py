@@ -140,3 +140,22 @@ def test_memory_is_the_instance_own_peak_not_the_parent_one(spec):
         result = container.invoke({"mode": "ok"})
     del ballast
     assert 0 < result.memory_bytes < 200 * 1024 * 1024
+
+
+def test_cold_start_is_timed_apart_from_the_invocation(spec):
+    # a 2 s import with a 3 s function timeout: SCF's initTimeout covers the import, not the invocation's limit
+    (spec.src / "index.py").write_text(
+        "import time\nprint('initializing')\ntime.sleep(2)\n"
+        "def main_handler(event, context):\n    time.sleep(2)\n    return 'ok'\n")
+    with FunctionContainer(spec) as container:
+        result = container.invoke({})
+    assert result.ok and result.return_value == "ok"
+    assert result.logs[0] == "initializing"  # the cold start's output opens the first invocation's log
+
+
+def test_initialization_timeout_is_reported(spec):
+    (spec.src / "index.py").write_text("import time\ntime.sleep(30)\ndef main_handler(e, c):\n    return 1\n")
+    with FunctionContainer(replace(spec, init_timeout_s=1)) as container:
+        result = container.invoke({})
+    assert not result.ok and result.timed_out
+    assert result.error["errorMessage"] == "Initialization timed out after 1 seconds"
