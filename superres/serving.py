@@ -37,14 +37,20 @@ class BackgroundServer:
             raise RuntimeError(f"the {self._name} is not started")
         return self._sock.getsockname()[1]
 
+    def bind(self) -> int:
+        """Reserve the port without serving yet (so what must exist before the first request can use it)."""
+        if self._sock is None:
+            self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._sock.bind((self._host, self._requested_port))
+            self._sock.listen(128)
+            self._sock.set_inheritable(True)
+        return self.port
+
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((self._host, self._requested_port))
-        self._sock.listen(128)
-        self._sock.set_inheritable(True)
+        self.bind()
         # log_config=None: leave the host program's logging alone; our own request lines have their loggers.
         config = uvicorn.Config(self._app, host=self._host, port=self.port, lifespan="off", access_log=False,
                                 log_config=None, server_header=False)

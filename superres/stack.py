@@ -59,18 +59,21 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         self.options.data_dir.mkdir(parents=True, exist_ok=True)
-        self.standin.start()
+        # Everything a first request relies on exists before the server answers: its port, the trigger's
+        # buckets and the trigger itself (an upload racing start-up must neither 404 nor go unprocessed).
+        self.standin.bind()
+        for trigger in self.spec.triggers:
+            if not self.standin.bucket_exists(trigger.bucket):
+                self.standin.store.create_bucket(trigger.bucket)
         if self.options.trigger:
-            # Built after start: the function's COS_ENDPOINT_URL needs the server's port.
+            # The function's COS_ENDPOINT_URL needs the port, reserved by bind() above.
             self.trigger = TriggerDispatcher(
                 self.spec, ContainerOptions(env=self.function_env(), appid=self.settings.appid),
                 region=self.settings.region, instances=self.options.instances,
                 retry_interval_s=self.options.retry_interval_s,
                 log_path=self.options.data_dir / "function-log.jsonl", on_log=self.options.on_log,
             )
-        for trigger in self.spec.triggers:
-            if not self.standin.bucket_exists(trigger.bucket):
-                self.standin.create_bucket(trigger.bucket)
+        self.standin.start()
         return self
 
     def stop(self) -> None:

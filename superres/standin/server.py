@@ -92,6 +92,10 @@ class StandIn:
         )
         return CosS3Client(config)
 
+    def bind(self) -> int:
+        """Reserve the port (and know `endpoint_url`) before `start()` serves on it."""
+        return self._server.bind()
+
     def create_bucket(self, name: str) -> str:
         """Create `name` (or `name-appid`) through the COS API; returns `name-appid`."""
         bucket = self._settings.bucket_full_name(name)

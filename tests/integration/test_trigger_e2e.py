@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from qcloud_cos import CosConfig, CosS3Client
+from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from superres.sr import load_engine
 from superres.stack import LocalStack, StackOptions
+from superres.standin.settings import DEMO_SECRET_ID, DEMO_SECRET_KEY
 
 BUCKET = "photos-1250000000"
 
@@ -109,3 +114,33 @@ def test_function_log_never_contains_credentials_or_authorization(stack):
     cred = stack.settings.credentials[0]
     assert cred.secret_key not in text and cred.secret_id not in text
     assert "q-signature" not in text and "Authorization" not in text
+
+
+def test_first_answer_after_start_up_already_finds_the_bucket_and_trigger(tmp_path: Path):
+    """A client polling from the moment the port exists (as scripts and tests waiting for `superres local` do)
+    must never see the bucket missing, nor upload before the trigger is listening."""
+    stack = LocalStack(StackOptions(data_dir=tmp_path / "d", engine=load_engine("bicubic")))
+    port = stack.standin.bind()
+    answers: list[object] = []
+
+    def poll() -> None:
+        client = CosS3Client(CosConfig(Region="ap-guangzhou", SecretId=DEMO_SECRET_ID, SecretKey=DEMO_SECRET_KEY,
+                                       IP="127.0.0.1", Port=port, Scheme="http"), retry=0)
+        while not answers:
+            try:
+                client.head_bucket(Bucket=BUCKET)
+                answers.append(stack.trigger is not None)
+            except CosServiceError as exc:
+                answers.append(exc.get_status_code())
+            except CosClientError:
+                time.sleep(0.001)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        stack.start()
+        poller.join(30)
+    finally:
+        answers.append("stop")
+        stack.stop()
+    assert answers[0] is True
