@@ -29,14 +29,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
-from qcloud_cos import CosConfig, CosS3Client
+from qcloud_cos import CosS3Client
 from superres_fn import (
     CosGateway,
     CosRecord,
     Decision,
+    Endpoint,
     Invocation,
     Settings,
     SuperresError,
+    cos_config,
     decide,
     handle_event,
     load_settings,
@@ -152,14 +154,11 @@ def function_settings(spec: FunctionSpec, *, region: str, endpoint: str | None) 
     return load_settings(env)
 
 
-def cos_client(region: str, credentials: Mapping[str, str], endpoint: str | None) -> CosS3Client:
-    options: dict[str, object] = {"Region": region, "SecretId": credentials["TENCENTCLOUD_SECRETID"],
-                                  "SecretKey": credentials["TENCENTCLOUD_SECRETKEY"],
-                                  "Token": credentials.get("TENCENTCLOUD_SESSIONTOKEN") or None, "Scheme": "https"}
-    if endpoint:
-        host, _, port = endpoint.split("://", 1)[-1].rstrip("/").rpartition(":")
-        options.update(IP=host, Port=int(port), Scheme=endpoint.split("://", 1)[0] if "://" in endpoint else "http")
-    return CosS3Client(CosConfig(**options), retry=3)
+def cos_client(region: str, credentials: Mapping[str, str], endpoint: Endpoint | None) -> CosS3Client:
+    """The listing client: configured like the function's own (cos_config), with the SDK's retries on."""
+    config = cos_config(region, credentials["TENCENTCLOUD_SECRETID"], credentials["TENCENTCLOUD_SECRETKEY"],
+                        credentials.get("TENCENTCLOUD_SESSIONTOKEN") or None, endpoint=endpoint)
+    return CosS3Client(config, retry=3)
 
 
 def default_checkpoint(bucket: str, prefix: str) -> Path:

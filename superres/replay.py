@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from qcloud_cos import CosConfig, CosS3Client
+from qcloud_cos import CosS3Client
 from qcloud_cos.cos_exception import CosServiceError
-from superres_fn import EventError, parse_record
+from superres_fn import ConfigError, EventError, cos_config, parse_endpoint, parse_record
 from tencentcloud.scf.v20180416.scf_client import ScfClient
 
 from .photos import PHOTOS, photo_bytes
@@ -133,10 +133,12 @@ def local_target(*, endpoint: str | None, data_dir: Path | None, engine: str, se
         return
     spec = load_function_spec(serverless)
     keys = (secret_id or DEMO_SECRET_ID, secret_key or DEMO_SECRET_KEY)
-    host, _, port = endpoint.removeprefix("http://").rstrip("/").rpartition(":")
+    try:
+        parsed = parse_endpoint(endpoint, "--endpoint")
+    except ConfigError as exc:
+        raise ReplayError(str(exc)) from None
     region = spec.region or "ap-guangzhou"
-    client = CosS3Client(CosConfig(Region=region, SecretId=keys[0], SecretKey=keys[1], IP=host, Port=int(port),
-                                   Scheme="http"))
+    client = CosS3Client(cos_config(region, keys[0], keys[1], endpoint=parsed))
     env = {"TENCENTCLOUD_SECRETID": keys[0], "TENCENTCLOUD_SECRETKEY": keys[1], "COS_ENDPOINT_URL": endpoint}
     with FunctionContainer(spec, ContainerOptions(env=env)) as container:
         yield LocalTarget(client, container, region)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .config import Endpoint, Settings, load_settings
+from .config import Endpoint, Settings, load_settings, parse_endpoint
 from .errors import (
     ConfigError,
     CosCallError,
@@ -14,7 +14,7 @@ from .errors import (
     is_retryable,
 )
 from .events import CosRecord, RecordSlot, iter_records, parse_record
-from .gateway import CosGateway, Gateway
+from .gateway import CosGateway, Gateway, cos_config
 from .log import emit_stdout
 from .pipeline import Invocation, handle_event
 from .plan import Decision, decide, destination, pic_operations
@@ -44,6 +44,7 @@ __all__ = [
     "SuperresError",
     "UploadResult",
     "call_with_retry",
+    "cos_config",
     "decide",
     "destination",
     "emit_stdout",
@@ -51,6 +52,7 @@ __all__ = [
     "is_retryable",
     "iter_records",
     "load_settings",
+    "parse_endpoint",
     "parse_record",
     "parse_upload_result",
     "pic_operations",

@@ -55,7 +55,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         max_input_bytes=_max_input_bytes(env.get("MAX_INPUT_BYTES")),
         skip_existing=_flag("SKIP_EXISTING", env.get("SKIP_EXISTING"), default=True),
         region=(env.get("TENCENTCLOUD_REGION") or "").strip() or None,
-        endpoint=_endpoint(env.get("COS_ENDPOINT_URL")),
+        endpoint=parse_endpoint(env.get("COS_ENDPOINT_URL")),
         cos_timeout_s=_positive_float("COS_TIMEOUT_S", env.get("COS_TIMEOUT_S"), default=60.0),
     )
     return settings.with_overrides(**overrides) if overrides else settings
@@ -149,18 +149,19 @@ def _positive_float(name: str, raw: str | None, *, default: float) -> float:
     return value
 
 
-def _endpoint(raw: str | None) -> Endpoint | None:
+def parse_endpoint(raw: str | None, name: str = "COS_ENDPOINT_URL") -> Endpoint | None:
+    """A local COS endpoint URL; an error names `name` (the variable, or a command-line option)."""
     value = (raw or "").strip()
     if not value:
         return None
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
         raise ConfigError(
-            "COS_ENDPOINT_URL",
+            name,
             f"must look like 'http://127.0.0.1:9000' (scheme, host, optional port, no path); got {raw!r}",
         )
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
-        raise ConfigError("COS_ENDPOINT_URL", f"has an invalid port: {raw!r}") from exc
+        raise ConfigError(name, f"has an invalid port: {raw!r}") from exc
     return Endpoint(scheme=parts.scheme, host=parts.hostname, port=port)

@@ -11,7 +11,7 @@ from typing import Protocol, TypeVar
 from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
-from .config import Settings
+from .config import Endpoint, Settings
 from .errors import CosCallError, CredentialsError
 
 T = TypeVar("T")
@@ -76,19 +76,31 @@ class CosGateway:
     def _config(
         self, region: str, secret_id: str, secret_key: str, token: str | None, timeout: float
     ) -> CosConfig:
-        endpoint = self._settings.endpoint
-        options: dict[str, object] = {
-            "Region": region,
-            "SecretId": secret_id,
-            "SecretKey": secret_key,
-            "Token": token,
-            "Timeout": timeout,
-            "Scheme": endpoint.scheme if endpoint else "https",
-        }
-        if endpoint is not None:
-            # IP/Port mode: connect to the local endpoint, still sign and send Host: <bucket>.cos.<region>...
-            options.update(IP=endpoint.host, Port=endpoint.port)
-        return CosConfig(**options)
+        return cos_config(region, secret_id, secret_key, token, endpoint=self._settings.endpoint, timeout=timeout)
+
+
+def cos_config(
+    region: str,
+    secret_id: str,
+    secret_key: str,
+    token: str | None = None,
+    *,
+    endpoint: Endpoint | None = None,
+    timeout: float | None = None,
+) -> CosConfig:
+    """The SDK configuration, for the cloud or (IP/Port mode) a local endpoint such as the stand-in."""
+    options: dict[str, object] = {
+        "Region": region,
+        "SecretId": secret_id,
+        "SecretKey": secret_key,
+        "Token": token,
+        "Timeout": timeout,
+        "Scheme": endpoint.scheme if endpoint else "https",
+    }
+    if endpoint is not None:
+        # IP/Port mode: connect to the local endpoint, still sign and send Host: <bucket>.cos.<region>...
+        options.update(IP=endpoint.host, Port=endpoint.port)
+    return CosConfig(**options)
 
 
 def _credentials(environ: Mapping[str, str]) -> tuple[str, str, str | None]:

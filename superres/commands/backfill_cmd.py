@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from pathlib import Path
 
 import click
-from superres_fn import ConfigError, CosGateway
+from superres_fn import ConfigError, CosGateway, parse_endpoint
 
 from ..backfill import (
     Backfill,
@@ -76,7 +75,6 @@ def backfill(bucket: str | None, prefix: str | None, region: str | None, endpoin
     listing marker of the last completed page is checkpointed. Ends with one JSON line on stdout: listed,
     processed, skipped (by reason), failed, seconds. Exit status 1 if any object failed, 130 if interrupted.
     """
-    logging.getLogger("qcloud_cos").setLevel(logging.ERROR)  # the SDK logs every 404 HEAD as a warning
     try:
         spec = load_function_spec(serverless)
         trigger = spec.triggers[0] if spec.triggers else None
@@ -85,6 +83,7 @@ def backfill(bucket: str | None, prefix: str | None, region: str | None, endpoin
             raise click.UsageError("--bucket is required (serverless.yml has no COS trigger)")
         prefix = prefix if prefix is not None else (trigger.prefix if trigger and trigger.bucket == bucket else "")
         region = region or (trigger.region if trigger else spec.region) or "ap-guangzhou"
+        parse_endpoint(endpoint, "--endpoint")  # so a bad URL is reported under the option's name
         settings = function_settings(spec, region=region, endpoint=endpoint)
         credentials = _credentials(endpoint)
         deployed = None
@@ -101,7 +100,7 @@ def backfill(bucket: str | None, prefix: str | None, region: str | None, endpoin
         checkpoint=checkpoint or default_checkpoint(bucket, prefix), resume=resume, dry_run=dry_run,
         max_objects=max_objects, deployed=deployed, progress=progress, log_path=log_path,
     )
-    job = Backfill(options, spec, settings, cos_client(region, credentials, endpoint),
+    job = Backfill(options, spec, settings, cos_client(region, credentials, settings.endpoint),
                    CosGateway(settings, environ=credentials), echo=click.echo)
     try:
         summary = job.run()

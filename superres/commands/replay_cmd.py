@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -50,7 +49,6 @@ def replay(events: tuple[Path, ...], function: str | None, region: str, namespac
     the SCF Invoke API: RetMsg, Log, Duration, BillDuration, MemUsage and ErrMsg are printed. Exit status 1
     when an invocation failed, 2 on a usage or credentials error.
     """
-    logging.getLogger("qcloud_cos").setLevel(logging.ERROR)  # the SDK logs every 404 HEAD (seeding) as a warning
     try:
         if function:
             client = make_client(region, scf_endpoint=scf_endpoint)

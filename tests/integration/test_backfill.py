@@ -96,7 +96,7 @@ def test_interrupted_run_resumes_from_the_checkpoint_and_processes_each_object_o
     settings = function_settings(stack.spec, region="ap-guangzhou", endpoint=stack.standin.endpoint_url)
     options = BackfillOptions(bucket=BUCKET, prefix="uploads/resume/", concurrency=4, rate=1000, page_size=50,
                               checkpoint=checkpoint, progress=False, on_outcome=interrupt_after_70)
-    job = Backfill(options, stack.spec, settings, cos_client("ap-guangzhou", credentials, stack.standin.endpoint_url),
+    job = Backfill(options, stack.spec, settings, cos_client("ap-guangzhou", credentials, settings.endpoint),
                    CosGateway(settings, environ=credentials))
     with pytest.raises(BackfillInterrupted) as stopped:
         job.run()

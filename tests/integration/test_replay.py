@@ -154,3 +154,12 @@ def test_invoke_function_runs_the_event_synchronously(stack: LocalStack, api: Sc
     result = json.loads(body)["Response"]["Result"]
     assert json.loads(result["RetMsg"])["skipped"] == 1
     assert '"reason":"not_object_created"' in result["Log"]
+
+
+@pytest.mark.parametrize("command", ["replay", "backfill"])
+def test_malformed_endpoint_is_a_clear_error_naming_the_option(command: str) -> None:
+    args = [command, "--endpoint", "127.0.0.1:9000"] + ([str(EVENTS / "put_single.json")] if command == "replay"
+                                                          else ["--dry-run"])
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert "--endpoint: must look like 'http://127.0.0.1:9000'" in result.output
