@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .scf.container import ContainerOptions, FunctionContainer
+from .scf.event_queue import MAX_EVENT_AGE_S, MAX_QUEUED_EVENTS, EventQueue
 from .scf.serverless import FunctionSpec, load_function_spec
-from .scf.trigger import TriggerDispatcher
+from .scf.trigger import StopSummary, TriggerDispatcher
 from .standin.events import ObjectCreated
 from .standin.faults import FaultPlan
 from .standin.server import StandIn
@@ -31,6 +34,8 @@ class StackOptions:
     trigger: bool = True
     instances: int = 2
     retry_interval_s: float = 1.0
+    max_event_age_s: float = MAX_EVENT_AGE_S  # SCF's Maximum Event Age for queued trigger events
+    max_queued_events: int = MAX_QUEUED_EVENTS  # SCF's async queue limit
     function_env: dict[str, str] = field(default_factory=dict)  # overrides of serverless.yml's variables
     on_log: Callable[[str], None] | None = None
     faults: FaultPlan | None = None  # stand-in fault injection (superres.standin.faults); changeable later
@@ -66,20 +71,30 @@ class LocalStack:
             if not self.standin.bucket_exists(trigger.bucket):
                 self.standin.store.create_bucket(trigger.bucket)
         if self.options.trigger:
-            # The function's COS_ENDPOINT_URL needs the port, reserved by bind() above.
-            self.trigger = TriggerDispatcher(
-                self.spec, ContainerOptions(env=self.function_env(), appid=self.settings.appid),
-                region=self.settings.region, instances=self.options.instances,
-                retry_interval_s=self.options.retry_interval_s,
-                log_path=self.options.data_dir / "function-log.jsonl", on_log=self.options.on_log,
-            )
+            try:
+                self.trigger = self._dispatcher()
+            except BaseException:
+                self.standin.stop()
+                raise
         self.standin.start()
+        if self.trigger is not None:
+            self.trigger.start()  # a previous run's queued events need the stand-in answering
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, drain_s: float = 0.0, cancel: threading.Event | None = None) -> StopSummary | None:
+        """Stop; with `drain_s`, first keep delivering queued events for up to that long (or until `cancel`).
+        What is not delivered stays in DATA/trigger.db for the next start. Returns what the trigger left."""
+        summary = None
+        if self.trigger is not None:
+            drained = drain_s > 0 and self.trigger.drain(drain_s, cancel)
+            summary = self.trigger.stop()
+            if drained:
+                summary = dataclasses.replace(summary, drained=True)
+        # Uploads still arriving until the server stops are stored in the queue; it closes after the server.
+        self.standin.stop()
         if self.trigger is not None:
             self.trigger.close()
-        self.standin.stop()
+        return summary
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -104,6 +119,18 @@ class LocalStack:
         """A fresh function instance wired to this stand-in (replay uses one)."""
         return FunctionContainer(self.spec, ContainerOptions(env=self.function_env(), appid=self.settings.appid,
                                                              **overrides))  # type: ignore[arg-type]
+
+    def _dispatcher(self) -> TriggerDispatcher:
+        """The COS trigger on its durable queue, DATA/trigger.db. (The function's COS_ENDPOINT_URL needs the
+        port, reserved by bind().)"""
+        queue = EventQueue(self.options.data_dir / "trigger.db", max_event_age_s=self.options.max_event_age_s,
+                           max_events=self.options.max_queued_events)
+        return TriggerDispatcher(
+            self.spec, ContainerOptions(env=self.function_env(), appid=self.settings.appid),
+            region=self.settings.region, instances=self.options.instances,
+            retry_interval_s=self.options.retry_interval_s, queue=queue,
+            log_path=self.options.data_dir / "function-log.jsonl", on_log=self.options.on_log, start=False,
+        )
 
     def _on_object_created(self, obj: ObjectCreated) -> None:
         if self.trigger is not None:

@@ -6,11 +6,14 @@ import contextlib
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import click
 
 from ..scf.api import serve_scf_api
+from ..scf.event_queue import MAX_EVENT_AGE_S, QueueBusyError
+from ..scf.trigger import StopSummary
 from ..sr import ENGINE_NAMES
 from ..stack import LocalStack, StackOptions, standin_settings
 from ..standin.faults import FaultPlan
@@ -30,6 +33,13 @@ from ..standin.faults import FaultPlan
 @click.option("--no-trigger", is_flag=True, help="Serve COS + CI only; do not run the function on uploads.")
 @click.option("--retry-interval", type=click.FloatRange(0, 3600), default=1.0, show_default=True,
               help="Seconds between SCF's retries of a failed invocation (2 retries; 60 s in the cloud).")
+@click.option("--drain", "drain_s", type=click.FloatRange(0, 86400), default=0.0, show_default=True,
+              help="On Ctrl-C, keep delivering queued trigger events for up to this many seconds before stopping "
+              "(a second Ctrl-C stops at once). 0: stop at once; queued events are kept in DATA/trigger.db and "
+              "delivered on the next start.")
+@click.option("--max-event-age", "max_event_age_s", type=click.FloatRange(min=0, min_open=True),
+              default=MAX_EVENT_AGE_S, show_default=True,
+              help="SCF's Maximum Event Age: a queued trigger event older than this is dropped (and logged).")
 @click.option("--scf-api-port", type=click.IntRange(0, 65535), default=None,
               help="Also serve the SCF API (Invoke) for `replay --deployed` / `backfill --deployed` on this port.")
 @click.option("--serverless", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -43,14 +53,17 @@ from ..standin.faults import FaultPlan
               help="Seconds a 'delay' fault holds a request before serving it.")
 @click.option("--fault-seed", type=int, default=None, help="Make the fault draws repeatable.")
 def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_key: str | None, engine: str,
-          no_trigger: bool, retry_interval: float, scf_api_port: int | None, serverless: Path,
+          no_trigger: bool, retry_interval: float, drain_s: float, max_event_age_s: float,
+          scf_api_port: int | None, serverless: Path,
           fault_share: float, fault_kinds: str, fault_targets: str, fault_delay: float,
           fault_seed: int | None) -> None:
     """Run the local COS + Cloud Infinite stand-in until Ctrl-C.
 
     Any cos-python-sdk-v5 script works against it with CosConfig(Region=..., SecretId=..., SecretKey=...,
     IP=HOST, Port=PORT, Scheme="http"). Uploads that match serverless.yml's COS trigger run the function,
-    whose JSON log lines are printed here and appended to DATA/function-log.jsonl.
+    whose JSON log lines are printed here and appended to DATA/function-log.jsonl. Each trigger event is stored
+    in DATA/trigger.db before the upload is acknowledged, so a stop or crash never loses it: the next start on
+    the same --data delivers it.
     """
     if bool(secret_id) != bool(secret_key):
         raise click.UsageError("give both --secret-id and --secret-key (or neither, for the demo keys)")
@@ -62,27 +75,69 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
         raise click.BadParameter(str(exc), param_hint="--fault-kinds/--fault-targets") from None
     options = StackOptions(data_dir=data_dir, serverless=serverless, host=host, port=port, settings=settings,
                            trigger=not no_trigger, on_log=lambda line: click.echo(line), faults=faults,
-                           retry_interval_s=retry_interval)
+                           retry_interval_s=retry_interval, max_event_age_s=max_event_age_s)
     stack = LocalStack(options)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    with stack, contextlib.ExitStack() as extras:
-        if scf_api_port is not None:
-            api = extras.enter_context(serve_scf_api(stack, host=host, port=scf_api_port))
-            click.echo(f"SCF API (Invoke) on {api.endpoint}: replay --deployed {stack.spec.name} "
-                       f"--scf-endpoint {api.endpoint}", err=True)
-        cred = settings.credentials[0]
-        click.echo(
-            f"cos-superres stand-in on {stack.standin.endpoint_url}  appid {settings.appid}  region {settings.region}\n"
-            f"  SecretId {cred.secret_id}  SecretKey {'(the demo key, see README)' if not secret_key else '(yours)'}\n"
-            f"  buckets: {', '.join(t.bucket for t in stack.spec.triggers) or '-'}  engine: {engine}\n"
-            f"  trigger: {'off' if no_trigger else ', '.join(f'{t.bucket}/{t.prefix}*' for t in stack.spec.triggers)}"
-            + (f"\n  faults: {faults}" if faults else "")
-            + "\nCtrl-C to stop.",
-            err=True,
-        )
-        try:
-            stopped.wait()
-        except KeyboardInterrupt:
-            pass
+    stopped, cancel = threading.Event(), threading.Event()
+
+    def on_signal(*_: object) -> None:
+        # The first Ctrl-C/SIGTERM stops (draining with --drain), a second one cuts the drain short. The function's
+        # instances run in their own sessions, so the terminal's Ctrl-C reaches only us; stop() ends them.
+        (cancel if stopped.is_set() else stopped).set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start()
+    except QueueBusyError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        with contextlib.ExitStack() as extras:
+            if scf_api_port is not None:
+                api = extras.enter_context(serve_scf_api(stack, host=host, port=scf_api_port))
+                click.echo(f"SCF API (Invoke) on {api.endpoint}: replay --deployed {stack.spec.name} "
+                           f"--scf-endpoint {api.endpoint}", err=True)
+            cred = settings.credentials[0]
+            key_note = "(the demo key, see README)" if not secret_key else "(yours)"
+            routes = ", ".join(f"{t.bucket}/{t.prefix}*" for t in stack.spec.triggers)
+            click.echo(
+                f"cos-superres stand-in on {stack.standin.endpoint_url}  appid {settings.appid}  "
+                f"region {settings.region}\n"
+                f"  SecretId {cred.secret_id}  SecretKey {key_note}\n"
+                f"  buckets: {', '.join(t.bucket for t in stack.spec.triggers) or '-'}  engine: {engine}\n"
+                f"  trigger: {'off' if no_trigger else routes}"
+                + (f"\n  {_backlog(stack)}" if stack.trigger is not None else "")
+                + (f"\n  faults: {faults}" if faults else "")
+                + "\nCtrl-C to stop.",
+                err=True,
+            )
+            while not stopped.is_set():  # polled: the signal handler may set it at any moment (no lock here)
+                time.sleep(0.2)
+            if stack.trigger is not None and drain_s > 0 and len(stack.trigger.queue):
+                click.echo(f"stopping: delivering {len(stack.trigger.queue)} queued trigger events for up to "
+                           f"{drain_s:g} s (Ctrl-C again to stop now and keep them)", err=True)
+    finally:
+        summary = stack.stop(drain_s=drain_s, cancel=cancel)
+    if summary is not None:
+        click.echo(_stop_message(summary), err=True)
+    else:
+        click.echo("stopped", err=True)
     sys.exit(0)
+
+
+def _backlog(stack: LocalStack) -> str:
+    queue = stack.trigger.queue  # type: ignore[union-attr]
+    text = f"trigger queue: {queue.path}"
+    if queue.pending_at_open:
+        text += f" ({queue.pending_at_open} events from the last run"
+        if queue.interrupted_at_open:
+            text += f", {queue.interrupted_at_open} of them cut off mid-delivery and delivered again"
+        text += ")"
+    return text
+
+
+def _stop_message(summary: StopSummary) -> str:
+    if summary.kept == 0:
+        return "stopped: every trigger event was delivered" + (" (drained)" if summary.drained else "")
+    mid = f", {summary.interrupted} of them cut off mid-delivery" if summary.interrupted else ""
+    return (f"stopped: {summary.kept} queued trigger events kept in {summary.path}{mid}; "
+            f"the next `superres local --data {summary.path.parent if summary.path else '?'}` delivers them")

@@ -117,6 +117,13 @@ class FunctionContainer:
         with self._lock:
             self._stop()
 
+    def kill(self) -> None:
+        """End the instance now, even mid-invocation (that invocation then reports the process exited); for a
+        parent that is stopping. Its process has its own session, so a terminal's Ctrl-C never reaches it."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
     def __enter__(self) -> FunctionContainer:
         return self
 
@@ -134,6 +141,7 @@ class FunctionContainer:
         self._proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             encoding="utf-8", errors="replace", env=env, pass_fds=(write_fd,), cwd=str(self.spec.src),
+            start_new_session=True,  # Ctrl-C in the terminal goes to the parent, which stops its instances itself
         )
         os.close(write_fd)
         self._results = os.fdopen(read_fd, "r", encoding="utf-8")

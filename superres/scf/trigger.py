@@ -1,10 +1,9 @@
-"""The COS trigger, locally: each matching upload becomes a real-shaped event, invoked asynchronously
-with SCF's retry policy (2 retries after an execution error), on a small pool of warm instances."""
+"""The COS trigger, locally: each matching upload becomes a real-shaped event, stored in a durable queue
+(event_queue.py) before the upload is acknowledged, and invoked asynchronously with SCF's retry policy
+(2 retries after an execution error) on a small pool of warm instances."""
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import json
 import logging
 import threading
@@ -18,6 +17,7 @@ from urllib.parse import quote
 
 from ..standin.events import ObjectCreated
 from .container import ContainerOptions, FunctionContainer, InvokeResult
+from .event_queue import EventQueue, QueuedEvent
 from .serverless import FunctionSpec
 
 log = logging.getLogger("superres.scf")
@@ -71,8 +71,22 @@ class Delivery:
     result: InvokeResult
 
 
+@dataclass(frozen=True)
+class StopSummary:
+    """What `stop` left behind: events kept in the queue for the next start (`interrupted` of them were
+    mid-delivery and go out again), and whether draining emptied the queue."""
+
+    kept: int
+    interrupted: int
+    drained: bool
+    path: Path | None
+
+
 class TriggerDispatcher:
-    """`on_object_created` callback for the stand-in: matches serverless.yml's COS triggers and invokes."""
+    """`on_object_created` callback for the stand-in: matches serverless.yml's COS triggers, stores each event in
+    the durable queue before the upload is acknowledged, and delivers it to warm instances with SCF's retry
+    policy: an execution error (exception, timeout, crash) is retried `retries` times `retry_interval_s` apart;
+    a failure of the local runtime itself is retried until the event's maximum age. Dropped events are logged."""
 
     def __init__(
         self,
@@ -83,13 +97,16 @@ class TriggerDispatcher:
         instances: int = 2,
         retries: int = 2,
         retry_interval_s: float = 1.0,
+        queue: EventQueue | None = None,
         log_path: Path | None = None,
         on_log: Callable[[str], None] | None = None,
+        start: bool = True,
     ) -> None:
         self.spec = spec
         self.region = region
         self.retries = retries
         self.retry_interval_s = retry_interval_s
+        self.queue = queue or EventQueue(None)
         # Bounded: `superres local` may run for days; the full log is in log_path.
         self.deliveries: deque[Delivery] = deque(maxlen=HISTORY)
         self.log_lines: deque[str] = deque(maxlen=HISTORY * 4)
@@ -97,15 +114,20 @@ class TriggerDispatcher:
         self._log_path = log_path
         self._on_log = on_log
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, dict, int, str]] = []  # (not_before, seq, event, attempt, request id)
-        self._seq = itertools.count()
-        self._outstanding = 0
-        self._closed = False
+        self._log_lock = threading.Lock()
+        self._stopping = False
+        self._in_flight = 0
         self._containers = [FunctionContainer(spec, options) for _ in range(max(1, instances))]
         self._threads = [threading.Thread(target=self._work, args=(c,), daemon=True, name=f"scf-{i}")
                          for i, c in enumerate(self._containers)]
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start delivering (LocalStack does so once the stand-in answers, so a restart's backlog can run)."""
         for thread in self._threads:
-            thread.start()
+            if not thread.is_alive():
+                thread.start()
 
     def __call__(self, obj: ObjectCreated) -> None:
         if any(t.matches(obj.bucket, obj.event_name, obj.key) for t in self.spec.triggers):
@@ -114,74 +136,131 @@ class TriggerDispatcher:
             self.submit(event)
 
     def submit(self, event: dict, *, request_id: str | None = None) -> str:
-        """Queue one asynchronous invocation; its request id (kept across SCF's retries) is returned."""
+        """Queue one asynchronous invocation, durably; its request id (kept across SCF's retries) is returned.
+        An event that finds the queue full is dropped and logged, as SCF does."""
         request_id = request_id or str(uuid.uuid4())
+        if not self.queue.put(request_id, event):
+            self._dropped(request_id, event, "queue_full",
+                          f"the trigger queue holds its maximum of {self.queue.max_events} events")
+            return request_id
         with self._cond:
-            if not self._closed:
-                self._outstanding += 1
-                self._schedule(0.0, event, 0, request_id)
+            self._cond.notify_all()
         return request_id
 
-    def _schedule(self, delay_s: float, event: dict, attempt: int, request_id: str) -> None:
-        heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._seq), event, attempt, request_id))
-        self._cond.notify_all()
-
     def wait_idle(self, timeout: float = 300.0) -> bool:
-        """Block until every event was delivered (retries included); False if `timeout` passed first."""
+        """Block until every queued event was delivered (retries included); False if `timeout` passed first."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._outstanding:
+            while len(self.queue):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._cond.wait(remaining)
+                self._cond.wait(min(remaining, 0.5))
             return True
 
-    def close(self) -> None:
+    def drain(self, timeout: float, cancel: threading.Event | None = None) -> bool:
+        """Keep delivering until the queue is empty (True), `timeout` passes or `cancel` is set (False)."""
+        deadline = time.monotonic() + timeout
+        while not self.wait_idle(min(0.2, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline or (cancel is not None and cancel.is_set()):
+                return False
+        return True
+
+    def stop(self) -> StopSummary:
+        """Stop delivering now. Invocations in flight are ended and their events stay queued, like every other
+        queued event, for the next start on the same queue file."""
         with self._cond:
-            self._closed = True
+            self._stopping = True
+            interrupted = self._in_flight
             self._cond.notify_all()
-        for thread in self._threads:
-            thread.join(timeout=30)
+        deadline = time.monotonic() + 30
+        # Kill until the workers are gone: one may be starting a fresh instance just as we kill.
+        while any(t.is_alive() for t in self._threads) and time.monotonic() < deadline:
+            for container in self._containers:
+                container.kill()
+            for thread in self._threads:
+                thread.join(timeout=0.1)
+        return StopSummary(kept=len(self.queue), interrupted=interrupted, drained=False, path=self.queue.path)
+
+    def close(self) -> StopSummary:
+        """Stop, end the instances and close the queue (its file keeps what was not delivered)."""
+        summary = self.stop()
         for container in self._containers:
             container.close()
+        self.queue.close()
+        return summary
 
     def _work(self, container: FunctionContainer) -> None:
         while True:
+            item = self._next_due()
+            if item is None:
+                return
+            try:
+                result = container.invoke(item.event, request_id=item.request_id)
+            except Exception as exc:  # noqa: BLE001 - the local runtime failed, not the function
+                log.exception("trigger: could not run the function for %s", item.request_id)
+                self._settle_system_error(item, exc)
+                continue
             with self._cond:
-                item = self._next_due()
-                if item is None:
-                    return
-            _, _, event, attempt, request_id = item
-            result = container.invoke(event, request_id=request_id)
-            self._record(Delivery(event, attempt, result))
+                interrupted = self._stopping and not result.ok
+                self._in_flight -= 1
+            if interrupted:
+                self.queue.release(item)  # ended by stop(): delivered again on the next start
+                continue
+            self._record(Delivery(item.event, item.attempts, result))
+            if result.ok:
+                self.queue.done(item)
+            elif item.attempts < self.retries:
+                self.queue.retry(item, attempts=item.attempts + 1, delay_s=self.retry_interval_s)
+            else:
+                self.queue.done(item)
+                self._dropped(item.request_id, item.event, "retries_exhausted",
+                              f"still failing after {self.retries} retries: {_error_text(result)}")
             with self._cond:
-                if not result.ok and attempt < self.retries and not self._closed:
-                    self._schedule(self.retry_interval_s, event, attempt + 1, request_id)
-                else:
-                    self._outstanding -= 1
                 self._cond.notify_all()
 
-    def _next_due(self) -> tuple[float, int, dict, int, str] | None:
-        """Pop the next event whose time has come, waiting for one; None once closed."""
-        while not self._closed:
-            if self._heap:
-                wait = self._heap[0][0] - time.monotonic()
-                if wait <= 0:
-                    return heapq.heappop(self._heap)
-                self._cond.wait(wait)
-            else:
-                self._cond.wait()
-        return None
+    def _next_due(self) -> QueuedEvent | None:
+        """Claim the next event whose time has come, waiting for one; None once stopping."""
+        with self._cond:
+            while not self._stopping:
+                for expired in self.queue.expire():
+                    self._dropped(expired.request_id, expired.event, "max_event_age",
+                                  f"older than the maximum event age ({self.queue.max_event_age_s:g} s)")
+                item = self.queue.claim()
+                if item is not None:
+                    self._in_flight += 1
+                    return item
+                due_in = self.queue.next_due_in()
+                # Also wake now and then to expire old events that wait for a retry.
+                self._cond.wait(min(due_in if due_in is not None else 5.0, 5.0))
+            return None
+
+    def _settle_system_error(self, item: QueuedEvent, exc: Exception) -> None:
+        with self._cond:
+            self._in_flight -= 1
+        # SCF retries its own (status 500) errors every interval until the event's maximum age.
+        self.queue.retry(item, attempts=item.attempts, delay_s=self.retry_interval_s)
 
     def _record(self, delivery: Delivery) -> None:
         result = delivery.result
         summary = json.dumps({"logger": "superres.scf", "request_id": result.request_id, "attempt": delivery.attempt,
                               "ok": result.ok, "error": result.error, "duration_ms": round(result.duration_ms, 1),
                               "memory_bytes": result.memory_bytes})
-        lines = [*result.logs, summary]
-        with self._cond:
-            self.deliveries.append(delivery)
+        self.deliveries.append(delivery)
+        self._emit([*result.logs, summary])
+        if not result.ok:
+            log.warning("invocation %s failed (attempt %d): %s", result.request_id, delivery.attempt, result.error)
+
+    def _dropped(self, request_id: str, event: dict, reason: str, detail: str) -> None:
+        """An event SCF would discard (or send to a dead-letter queue): never silently."""
+        keys = _event_keys(event)
+        log.warning("trigger: dropped event %s (%s): %s; keys: %s", request_id, reason, detail,
+                    ", ".join(keys) or "-")
+        self._emit([json.dumps({"logger": "superres.scf", "request_id": request_id, "dropped": reason,
+                                "detail": detail, "keys": keys})])
+
+    def _emit(self, lines: list[str]) -> None:
+        with self._log_lock:
             self.log_lines.extend(lines)
             if self._log_path is not None:
                 with self._log_path.open("a", encoding="utf-8") as fh:
@@ -189,5 +268,20 @@ class TriggerDispatcher:
         if self._on_log is not None:
             for line in lines:
                 self._on_log(line)
-        if not result.ok:
-            log.warning("invocation %s failed (attempt %d): %s", result.request_id, delivery.attempt, result.error)
+
+
+def _event_keys(event: dict) -> list[str]:
+    """The object keys an event names (`/appid/bucket/key`), for log lines about it."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    keys = []
+    for record in records if isinstance(records, list) else []:
+        try:
+            keys.append(str(record["cos"]["cosObject"]["key"]))
+        except (KeyError, TypeError):
+            continue
+    return keys
+
+
+def _error_text(result: InvokeResult) -> str:
+    error = result.error or {}
+    return f"{error.get('errorType', 'error')}: {error.get('message') or error.get('errorMessage', '')}"
