@@ -22,6 +22,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,9 +84,11 @@ class EventQueue:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-            # Whatever a previous process was delivering when it died goes out again.
-            self.interrupted_at_open = self._db.execute("UPDATE events SET claimed = 0 WHERE claimed = 1").rowcount
-            self._count = self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            with _transaction(self._db):
+                # Whatever a previous process was delivering when it died goes out again.
+                self.interrupted_at_open = self._db.execute(
+                    "UPDATE events SET claimed = 0 WHERE claimed = 1").rowcount
+                ((self._count,),) = self._db.execute("SELECT COUNT(*) FROM events").fetchall()
         except BaseException:
             self.close()
             raise
@@ -102,8 +106,9 @@ class EventQueue:
             db = self._open_db()
             if self._count >= self.max_events:
                 return False
-            db.execute("INSERT INTO events (request_id, event, enqueued_at, not_before) VALUES (?, ?, ?, ?)",
-                       (request_id, payload, now, now))
+            with _transaction(db):
+                db.execute("INSERT INTO events (request_id, event, enqueued_at, not_before) VALUES (?, ?, ?, ?)",
+                           (request_id, payload, now, now))
             self._count += 1
             return True
 
@@ -111,59 +116,57 @@ class EventQueue:
         """The next due event, marked as being delivered; None when nothing is due."""
         with self._lock:
             db = self._open_db()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute("SELECT id, request_id, event, enqueued_at, attempts, deliveries FROM events "
-                                 "WHERE claimed = 0 AND not_before <= ? ORDER BY not_before, id LIMIT 1",
-                                 (self._clock(),)).fetchone()
-                if row is not None:
-                    db.execute("UPDATE events SET claimed = 1, deliveries = deliveries + 1 WHERE id = ?", (row[0],))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        if row is None:
+            with _transaction(db):
+                rows = db.execute("SELECT id, request_id, event, enqueued_at, attempts, deliveries FROM events "
+                                  "WHERE claimed = 0 AND not_before <= ? ORDER BY not_before, id LIMIT 1",
+                                  (self._clock(),)).fetchall()
+                if rows:
+                    db.execute("UPDATE events SET claimed = 1, deliveries = deliveries + 1 WHERE id = ?",
+                               (rows[0][0],))
+        if not rows:
             return None
+        row = rows[0]
         return QueuedEvent(id=row[0], request_id=row[1], event=json.loads(row[2]), enqueued_at=row[3],
                            attempts=row[4], deliveries=row[5] + 1)
 
     def next_due_in(self) -> float | None:
         """Seconds until the next unclaimed event is due (0 if one is), None if none is waiting."""
         with self._lock:
-            row = self._open_db().execute("SELECT MIN(not_before) FROM events WHERE claimed = 0").fetchone()
-        return None if row[0] is None else max(0.0, row[0] - self._clock())
+            ((due,),) = self._open_db().execute("SELECT MIN(not_before) FROM events WHERE claimed = 0").fetchall()
+        return None if due is None else max(0.0, due - self._clock())
 
     def done(self, item: QueuedEvent) -> None:
         """Delivered, or given up on: the event leaves the queue."""
         with self._lock:
-            if self._open_db().execute("DELETE FROM events WHERE id = ?", (item.id,)).rowcount:
-                self._count -= 1
+            db = self._open_db()
+            with _transaction(db):
+                deleted = db.execute("DELETE FROM events WHERE id = ?", (item.id,)).rowcount
+            self._count -= deleted
 
     def retry(self, item: QueuedEvent, *, attempts: int, delay_s: float) -> None:
         """Back in the queue after `delay_s`, with `attempts` failed executions counted."""
         with self._lock:
-            self._open_db().execute("UPDATE events SET claimed = 0, attempts = ?, not_before = ? WHERE id = ?",
-                                    (attempts, self._clock() + delay_s, item.id))
+            db = self._open_db()
+            with _transaction(db):
+                db.execute("UPDATE events SET claimed = 0, attempts = ?, not_before = ? WHERE id = ?",
+                           (attempts, self._clock() + delay_s, item.id))
 
     def release(self, item: QueuedEvent) -> None:
         """An interrupted delivery: due again at once, its attempts unchanged."""
         with self._lock:
-            self._open_db().execute("UPDATE events SET claimed = 0 WHERE id = ?", (item.id,))
+            db = self._open_db()
+            with _transaction(db):
+                db.execute("UPDATE events SET claimed = 0 WHERE id = ?", (item.id,))
 
     def expire(self) -> list[QueuedEvent]:
         """Remove and return the unclaimed events older than the maximum event age."""
         with self._lock:
             db = self._open_db()
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(db):
                 rows = db.execute("SELECT id, request_id, event, enqueued_at, attempts, deliveries FROM events "
                                   "WHERE claimed = 0 AND enqueued_at < ?",
                                   (self._clock() - self.max_event_age_s,)).fetchall()
                 db.executemany("DELETE FROM events WHERE id = ?", [(row[0],) for row in rows])
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             self._count -= len(rows)
         return [QueuedEvent(id=r[0], request_id=r[1], event=json.loads(r[2]), enqueued_at=r[3], attempts=r[4],
                             deliveries=r[5]) for r in rows]
@@ -181,6 +184,19 @@ class EventQueue:
         if self._db is None:
             raise QueueClosedError(f"the trigger queue {self.path or '(in memory)'} is closed")
         return self._db
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One explicit write transaction. (In autocommit mode a statement left unfinished by another thread would
+    hold the transaction open: every read here is fetched in full, and every write commits here.)"""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _lock_exclusively(path: Path) -> int:

@@ -106,7 +106,7 @@ class TriggerDispatcher:
         self.region = region
         self.retries = retries
         self.retry_interval_s = retry_interval_s
-        self.queue = queue or EventQueue(None)
+        self.queue = queue if queue is not None else EventQueue(None)
         # Bounded: `superres local` may run for days; the full log is in log_path.
         self.deliveries: deque[Delivery] = deque(maxlen=HISTORY)
         self.log_lines: deque[str] = deque(maxlen=HISTORY * 4)
