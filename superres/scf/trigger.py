@@ -116,7 +116,7 @@ class TriggerDispatcher:
         self._cond = threading.Condition()
         self._log_lock = threading.Lock()
         self._stopping = False
-        self._in_flight = 0
+        self._interrupted = 0  # deliveries stop() cut off; their events stay queued
         self._containers = [FunctionContainer(spec, options) for _ in range(max(1, instances))]
         self._threads = [threading.Thread(target=self._work, args=(c,), daemon=True, name=f"scf-{i}")
                          for i, c in enumerate(self._containers)]
@@ -171,7 +171,6 @@ class TriggerDispatcher:
         queued event, for the next start on the same queue file."""
         with self._cond:
             self._stopping = True
-            interrupted = self._in_flight
             self._cond.notify_all()
         deadline = time.monotonic() + 30
         # Kill until the workers are gone: one may be starting a fresh instance just as we kill.
@@ -180,7 +179,7 @@ class TriggerDispatcher:
                 container.kill()
             for thread in self._threads:
                 thread.join(timeout=0.1)
-        return StopSummary(kept=len(self.queue), interrupted=interrupted, drained=False, path=self.queue.path)
+        return StopSummary(kept=len(self.queue), interrupted=self._interrupted, drained=False, path=self.queue.path)
 
     def close(self) -> StopSummary:
         """Stop, end the instances and close the queue (its file keeps what was not delivered)."""
@@ -197,13 +196,14 @@ class TriggerDispatcher:
                 return
             try:
                 result = container.invoke(item.event, request_id=item.request_id)
-            except Exception as exc:  # noqa: BLE001 - the local runtime failed, not the function
-                log.exception("trigger: could not run the function for %s", item.request_id)
-                self._settle_system_error(item, exc)
+            except Exception:  # noqa: BLE001 - the local runtime failed, not the function
+                log.exception("trigger: could not run the function for %s; retrying", item.request_id)
+                # SCF retries its own (status 500) errors every interval until the event's maximum age.
+                self.queue.retry(item, attempts=item.attempts, delay_s=self.retry_interval_s)
                 continue
             with self._cond:
                 interrupted = self._stopping and not result.ok
-                self._in_flight -= 1
+                self._interrupted += interrupted
             if interrupted:
                 self.queue.release(item)  # ended by stop(): delivered again on the next start
                 continue
@@ -228,18 +228,11 @@ class TriggerDispatcher:
                                   f"older than the maximum event age ({self.queue.max_event_age_s:g} s)")
                 item = self.queue.claim()
                 if item is not None:
-                    self._in_flight += 1
                     return item
                 due_in = self.queue.next_due_in()
                 # Also wake now and then to expire old events that wait for a retry.
                 self._cond.wait(min(due_in if due_in is not None else 5.0, 5.0))
             return None
-
-    def _settle_system_error(self, item: QueuedEvent, exc: Exception) -> None:
-        with self._cond:
-            self._in_flight -= 1
-        # SCF retries its own (status 500) errors every interval until the event's maximum age.
-        self.queue.retry(item, attempts=item.attempts, delay_s=self.retry_interval_s)
 
     def _record(self, delivery: Delivery) -> None:
         result = delivery.result

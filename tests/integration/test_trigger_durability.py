@@ -276,8 +276,9 @@ def test_kill_9_right_after_100_acknowledged_uploads_then_restart_delivers_all_1
     banner = output_log(data_dir, port).read_text()
     assert f"({left} events from the last run" in banner
     for key, reasons in _outcomes(data_dir).items():
-        # processed once; an event redelivered after being cut off mid-delivery may only find it done
-        assert reasons.count("processed") == 1 and set(reasons) <= set(SUCCESS), (key, reasons)
+        # CI ran at most once per key: an event redelivered after being cut off mid-delivery (its result stored,
+        # its log line lost with the process) finds it already done
+        assert reasons.count("processed") <= 1 and set(reasons) <= set(SUCCESS), (key, reasons)
     assert _queued_rows(data_dir / "trigger.db") == 0
 
 
