@@ -316,3 +316,18 @@ def test_drain_delivers_the_queue_before_exiting(tmp_path: Path):
     assert "Traceback" not in output
     assert set(keys) <= {line["key"] for line in function_lines(data_dir) if line["reason"] in SUCCESS}
     assert _queued_rows(data_dir / "trigger.db") == 0
+
+
+def test_a_second_ctrl_c_cuts_the_drain_short_and_keeps_the_rest(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    keys = [f"uploads/cut/{i:02d}.png" for i in range(60)]
+    with superres_local(data_dir, "--drain", "300") as (proc, port):
+        _upload(port, keys)
+        os.killpg(proc.pid, signal.SIGINT)
+        _wait(lambda: "stopping: delivering" in output_log(data_dir, port).read_text())
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(60) == 0
+    output = output_log(data_dir, port).read_text()
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    message = re.search(r"stopped: (\d+) queued trigger events kept in ", output)
+    assert message and int(message.group(1)) == _queued_rows(data_dir / "trigger.db") > 0, output
