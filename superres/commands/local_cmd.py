@@ -137,7 +137,7 @@ def _backlog(stack: LocalStack) -> str:
 
 def _stop_message(summary: StopSummary) -> str:
     if summary.kept == 0:
-        return "stopped: every trigger event was delivered" + (" (drained)" if summary.drained else "")
+        return "stopped: the trigger queue is empty" + (" (drained: every event delivered)" if summary.drained else "")
     mid = f", {summary.interrupted} of them cut off mid-delivery (delivered again)" if summary.interrupted else ""
     return (f"stopped: {summary.kept} queued trigger events kept in {summary.path}{mid}; "
             f"the next `superres local --data {summary.path.parent if summary.path else '?'}` delivers them")

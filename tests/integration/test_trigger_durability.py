@@ -312,7 +312,7 @@ def test_drain_delivers_the_queue_before_exiting(tmp_path: Path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(300) == 0
     output = output_log(data_dir, port).read_text()
-    assert "stopped: every trigger event was delivered (drained)" in output, output
+    assert "stopped: the trigger queue is empty (drained: every event delivered)" in output, output
     assert "Traceback" not in output
     assert set(keys) <= {line["key"] for line in function_lines(data_dir) if line["reason"] in SUCCESS}
     assert _queued_rows(data_dir / "trigger.db") == 0
