@@ -123,7 +123,7 @@ def test_upload_event_is_committed_before_the_upload_is_acknowledged(tmp_path: P
 
 def test_failed_attempts_stay_counted_across_a_restart(spec, tmp_path: Path):
     db = tmp_path / "trigger.db"
-    first = _dispatcher(spec, db, retry_interval_s=1.5)
+    first = _dispatcher(spec, db, retry_interval_s=3.0)  # the restart comes well before the first retry
     try:
         first.submit({"mode": "fail"}, request_id="always-fails")
         _wait(lambda: len(first.deliveries) == 1)
@@ -188,7 +188,7 @@ def test_events_older_than_the_maximum_event_age_are_dropped_and_logged(spec, tm
 
 
 def test_event_waiting_for_a_retry_past_the_maximum_event_age_is_dropped(spec, tmp_path: Path):
-    dispatcher = _dispatcher(spec, tmp_path / "trigger.db", max_event_age_s=0.5, retry_interval_s=1.0)
+    dispatcher = _dispatcher(spec, tmp_path / "trigger.db", max_event_age_s=1.5, retry_interval_s=3.0)
     try:
         dispatcher.submit({"mode": "fail"}, request_id="expires-before-retry")
         assert dispatcher.wait_idle(30)
