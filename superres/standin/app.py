@@ -231,6 +231,12 @@ class CosService:
         # x-cos-meta-* or Pic-Operations values with CJK text verify and round-trip (latin-1 if not UTF-8).
         headers = {k.decode("latin-1").lower(): _header_text(v) for k, v in http.scope["headers"]}
         raw_path = http.scope.get("raw_path") or http.scope["path"].encode("utf-8")
+        if raw_path.startswith((b"http://", b"https://")):
+            # absolute-form request target (a client reaching COS through an HTTP proxy, e.g. cos-nodejs-sdk-v5's
+            # `Proxy` option): the target's authority is the host (RFC 9112, 3.2.2) and the rest is the path.
+            authority, _, rest = raw_path.split(b"://", 1)[1].partition(b"/")
+            headers["host"] = authority.decode("latin-1")
+            raw_path = b"/" + rest
         try:
             path = unquote_to_bytes(raw_path.split(b"?", 1)[0]).decode("utf-8")
         except UnicodeDecodeError:
