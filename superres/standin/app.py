@@ -27,17 +27,19 @@ from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from superres.standin import acl as acls
-from superres.standin import http_rules, xmldoc
+from superres.standin import http_rules, post_object, xmldoc
 from superres.standin.auth import PRESIGN_PARAMS, SignatureVerifier, SignedRequest, authorization_from_query
 from superres.standin.ci import CI_SERVER, CloudInfinite
 from superres.standin.errors import CosError, invalid_argument, no_such_bucket, not_implemented
 from superres.standin.events import (
     EVENT_COMPLETE_MULTIPART,
     EVENT_COPY,
+    EVENT_POST,
     EVENT_PUT,
     EventSink,
     ObjectCreatedCallback,
@@ -78,6 +80,7 @@ Handler = Callable[["CosService", CosRequest], Awaitable[Response]]
 class _Route:
     handler: str  # CosService method name
     options: frozenset[str] = frozenset()  # non-sub-resource parameters this route reads
+    signed_form: bool = False  # POST Object: the signature is in the form, not in Authorization
 
 
 # (method, "bucket" | "object", sub-resource parameter names, x-cos-copy-source present) -> route
@@ -88,6 +91,7 @@ ROUTES: dict[tuple[str, str, frozenset[str], bool], _Route] = {
     ("GET", "bucket", frozenset({"uploads"}), False): _Route("_list_uploads", _UPLOAD_LISTING),
     ("GET", "bucket", frozenset({"ci-process"}), False): _Route("_ci_download", frozenset({"detect-url", "magnify"})),
     ("POST", "bucket", frozenset({"delete"}), False): _Route("_delete_objects"),
+    ("POST", "bucket", frozenset(), False): _Route("_post_object", signed_form=True),
     ("GET", "object", frozenset(), False): _Route("_get_object", frozenset(http_rules.RESPONSE_OVERRIDES)),
     ("HEAD", "object", frozenset(), False): _Route("_head_object"),
     ("PUT", "object", frozenset(), False): _Route("_put_object"),
@@ -189,7 +193,8 @@ class CosService:
             bucket, key = req.bucket, req.key
             server = CI_SERVER if _is_ci_request(req) else COS_SERVER
             route = find_route(req.method, req.key, req.params, req.headers)
-            self._authenticate(req)
+            if not route.signed_form:
+                self._authenticate(req)
             if req.key:
                 validate_key(req.key)
             if route.handler != "_create_bucket":
@@ -327,14 +332,7 @@ class CosService:
 
     def _upload_attributes(self, req: CosRequest) -> dict[str, Any]:
         """What a PUT, POST ?uploads or Replaced copy stores besides the bytes, validated before any byte is read."""
-        return {
-            "content_type": req.headers.get("content-type") or _guess_content_type(req.key),
-            "meta": http_rules.user_metadata(req.headers),
-            "headers": http_rules.stored_headers(req.headers),
-            "storage_class": http_rules.storage_class(req.headers),
-            "acl": acls.acl_from_headers(req.headers) or {},
-            "tags": acls.tags_from_header(req.headers.get("x-cos-tagging")) or {},
-        }
+        return _attributes(req.headers, req.key)
 
     # ---- buckets --------------------------------------------------------------------------------
     async def _create_bucket(self, req: CosRequest) -> Response:
@@ -400,6 +398,48 @@ class CosService:
         if errors:
             result["Error"] = errors
         return _xml({"DeleteResult": result or None})
+
+    async def _post_object(self, req: CosRequest) -> Response:
+        """Browser form upload: the policy and signature ride in the form; the file is spooled to disk."""
+        if not req.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            raise not_implemented("POST on a bucket without a multipart/form-data body")
+        try:
+            form = await req.http.form(max_files=1, max_fields=200)
+        except (MultiPartException, ValueError) as exc:
+            raise CosError(400, "MalformedPOSTRequest", f"the form cannot be parsed: {exc}") from None
+        try:
+            fields = {k.lower(): v for k, v in form.multi_items() if isinstance(v, str)}
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise CosError(400, "MalformedPOSTRequest", "the form needs a file field")
+            policy = post_object.verify_form(fields, self._settings.credentials)
+            key = fields.get("key", "").replace("${filename}", upload.filename or "")
+            validate_key(key)
+            attributes = _attributes({**fields, "content-type": fields.get("content-type", "")}, key)
+            staged = await run_in_threadpool(self._store.stage, req.bucket)
+            try:
+                await run_in_threadpool(_copy_stream, upload.file, staged)
+                post_object.check_conditions(policy, fields, req.bucket, key, staged.size)
+                info = await run_in_threadpool(self._store.put_staged, req.bucket, key, staged, **attributes)
+            finally:
+                staged.discard()
+        finally:
+            await form.close()
+        await self._notify(req, req.bucket, info, EVENT_POST)
+        location = f"http://{self._settings.bucket_host(req.bucket)}/{quote(key)}"
+        headers = {"ETag": info.etag, "Location": location}
+        redirect = fields.get("success_action_redirect")
+        if redirect and redirect.startswith(("http://", "https://")):
+            sep = "&" if "?" in redirect else "?"
+            target = f"{redirect}{sep}bucket={quote(req.bucket)}&key={quote(key)}&etag={quote(info.etag)}"
+            return Response(status_code=303, headers={**headers, "Location": target})
+        status = fields.get("success_action_status", "204")
+        if status == "201":
+            doc = {"PostResponse": {"Location": location, "Bucket": req.bucket, "Key": key, "ETag": info.etag}}
+            response = _xml(doc, 201)
+            response.headers.update(headers)
+            return response
+        return Response(status_code=200 if status == "200" else 204, headers=headers)
 
     # ---- objects --------------------------------------------------------------------------------
     async def _put_object(self, req: CosRequest) -> Response:
@@ -692,6 +732,18 @@ class CosService:
         return await self._ci.process_stored(req)
 
 
+def _attributes(headers: dict[str, str], key: str) -> dict[str, Any]:
+    """Stored attributes from request headers (or POST Object form fields, which carry the same names)."""
+    return {
+        "content_type": headers.get("content-type") or _guess_content_type(key),
+        "meta": http_rules.user_metadata(headers),
+        "headers": http_rules.stored_headers(headers),
+        "storage_class": http_rules.storage_class(headers),
+        "acl": acls.acl_from_headers(headers) or {},
+        "tags": acls.tags_from_header(headers.get("x-cos-tagging")) or {},
+    }
+
+
 def _precondition_failed() -> CosError:
     return CosError(412, "PreconditionFailed", "At least one of the preconditions you specified did not hold.")
 
@@ -726,6 +778,12 @@ def _copy_range(header: str | None, size: int) -> tuple[int, int]:
     if match is None or int(match[1]) > int(match[2]) or int(match[2]) >= size:
         raise invalid_argument(f"x-cos-copy-source-range must be bytes=first-last within the source, got {header!r}")
     return int(match[1]), int(match[2]) - int(match[1]) + 1
+
+
+def _copy_stream(source: BinaryIO, staged: StagedFile) -> None:
+    source.seek(0)
+    while chunk := source.read(_READ_CHUNK):
+        staged.write(chunk)
 
 
 def _copy_span(handle: BinaryIO, staged: StagedFile, start: int, length: int) -> None:
