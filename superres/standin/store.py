@@ -408,7 +408,8 @@ class ObjectStore:
         data_dir, meta_dir = bucket_dir / "data", bucket_dir / "meta"
         data_dir.mkdir(exist_ok=True)
         meta_dir.mkdir(exist_ok=True)
-        for directory in (bucket_dir, data_dir, meta_dir):
+        upload_dirs = [d for d in (bucket_dir / "uploads").glob("*") if d.is_dir()]
+        for directory in (bucket_dir, data_dir, meta_dir, *upload_dirs):
             for stray in directory.glob(f"{_TMP_PREFIX}*"):
                 log.info("standin store: removing interrupted write %s", stray)
                 stray.unlink()
