@@ -545,7 +545,10 @@ class CosService:
             if version not in ("", "null"):
                 raise not_implemented("copying a given versionId")
         bucket = self._bucket_from_host(host)
-        key = unquote(path, errors="strict")
+        try:
+            key = unquote(path, errors="strict")
+        except UnicodeDecodeError:
+            raise invalid_argument("x-cos-copy-source names a key that is not UTF-8 after percent-decoding") from None
         validate_key(key)
         self._require_bucket(bucket)
         return bucket, key

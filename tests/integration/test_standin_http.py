@@ -140,3 +140,39 @@ def test_malformed_xml_bodies_are_400_malformed_xml(standin, cos, obj: str, root
     assert response.status_code == 400
     assert error_code(response) in ("MalformedXML",)
     assert _snapshot(standin) == before
+
+
+MALFORMED_REQUESTS = {
+    "huge_max_parts": ("GET", "o.bin", {"uploadId": "ab12", "max-parts": "9" * 40}, {}, b""),
+    "word_max_uploads": ("GET", "", {"uploads": "", "max-uploads": "many"}, {}, b""),
+    "huge_part_number": ("PUT", "o.bin", {"partNumber": "9" * 40, "uploadId": "ab12"}, {}, b"x"),
+    "non_utf8_copy_source": ("PUT", "c.bin", {},
+                             {"x-cos-copy-source": "x-1250000000.cos.ap-guangzhou.myqcloud.com/%ff"},
+                             b""),
+    "copy_source_without_key": ("PUT", "c.bin", {}, {"x-cos-copy-source": "nonsense"}, b""),
+    "bad_canned_acl": ("PUT", "o.bin", {"acl": ""}, {"x-cos-acl": "everyone-writes"}, b""),
+    "bad_grant": ("PUT", "o.bin", {"acl": ""}, {"x-cos-grant-read": "somebody"}, b""),
+    "eleven_tags": ("PUT", "t.bin", {}, {"x-cos-tagging": "&".join(f"k{i}=v" for i in range(11))}, b"x"),
+    "tag_xml_without_key": ("PUT", "o.bin", {"tagging": ""}, {}, b"<Tagging><TagSet><Tag><Value>v</Value></Tag>"
+                                                              b"</TagSet></Tagging>"),
+    "acl_xml_bad_permission": ("PUT", "o.bin", {"acl": ""}, {}, b"<AccessControlPolicy><AccessControlList><Grant>"
+                               b"<Grantee><ID>x</ID></Grantee><Permission>ALL</Permission></Grant>"
+                               b"</AccessControlList></AccessControlPolicy>"),
+    "multi_range": ("GET", "o.bin", {}, {"Range": "bytes=1-2,4-5"}, b""),
+    "garbage_dates": ("GET", "o.bin", {}, {"If-Modified-Since": "yesterday", "If-Unmodified-Since": "\x7f"}, b""),
+    "encoding_type_other": ("GET", "", {"encoding-type": "base64"}, {}, b""),
+    "thousand_and_one_deletes": ("POST", "", {"delete": ""}, {},
+                                 b"<Delete>" + b"<Object><Key>k</Key></Object>" * 1001 + b"</Delete>"),
+    "response_override_with_newline": ("GET", "o.bin", {"response-content-type": "a\nb"}, {}, b""),
+    "lower_case_storage_class": ("PUT", "s.bin", {}, {"x-cos-storage-class": "standard_ia"}, b"x"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_REQUESTS))
+def test_malformed_requests_never_answer_500_and_always_cos_xml(standin, cos, obj: str, name: str) -> None:  # type: ignore[no-untyped-def]
+    method, key, params, headers, body = MALFORMED_REQUESTS[name]
+    response = send(standin, cos, method, obj, key, params, headers, body)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 300:
+        xmltodict.parse(response.content)["Error"]["Code"]  # noqa: B018 - a well-formed COS error document
+    assert send(standin, cos, "GET", obj, "o.bin").content == BODY
