@@ -9,6 +9,8 @@ import json
 import pytest
 import requests
 import xmltodict
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from qcloud_cos.cos_exception import CosServiceError
 
 from superres.standin import StandIn
@@ -176,3 +178,18 @@ def test_malformed_requests_never_answer_500_and_always_cos_xml(standin, cos, ob
     if response.status_code >= 300:
         xmltodict.parse(response.content)["Error"]["Code"]  # noqa: B018 - a well-formed COS error document
     assert send(standin, cos, "GET", obj, "o.bin").content == BODY
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    target=st.sampled_from([("POST", "", {"delete": ""}), ("PUT", "o.bin", {"acl": ""}),
+                            ("PUT", "o.bin", {"tagging": ""}), ("POST", "o.bin", {"uploadId": "ab12"})]),
+    body=st.one_of(st.binary(max_size=300),
+                   st.text(max_size=200).map(lambda t: f"<Delete><Object><Key>{t}</Key></Object></Delete>".encode())),
+)
+def test_arbitrary_xml_bodies_never_answer_500(standin, cos, obj: str, target: tuple, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    method, key, params = target
+    response = send(standin, cos, method, obj, key, params, body=body)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 300:
+        xmltodict.parse(response.content)["Error"]["Code"]  # noqa: B018 - a well-formed COS error document
