@@ -20,7 +20,7 @@ import mimetypes
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes
@@ -73,8 +73,6 @@ _UPLOAD_LISTING = frozenset(
 _SUBRESOURCES = frozenset(
     {"acl", "tagging", "uploads", "uploadId", "partNumber", "delete", "ci-process", "image_process"}
 )
-
-Handler = Callable[["CosService", CosRequest], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
@@ -715,7 +713,6 @@ class CosService:
         acl = acls.acl_from_headers(req.headers)
         if acl is None:
             acl = acls.acl_from_xml(await self._xml_body(req, "AccessControlPolicy"))
-        await run_in_threadpool(self._store.head, req.bucket, req.key)
         await run_in_threadpool(lambda: self._store.update(req.bucket, req.key, acl=acl))
         return Response(status_code=200)
 
