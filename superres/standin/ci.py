@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
 
 import anyio
-import requests
-import xmltodict
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from superres.standin import xmldoc
+from superres.standin.detect_url import SourceFetcher, parse_source_url
 from superres.standin.errors import CosError, invalid_argument, no_such_bucket
 from superres.standin.images import (
     JPEG_QUALITY,
+    MAX_SOURCE_BYTES,
     SourceImage,
     ci_format_name,
     encode_image,
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
     from superres.standin.events import EventSink
     from superres.standin.request import CosRequest
     from superres.standin.settings import StandinSettings
-    from superres.standin.store import ObjectInfo, ObjectStore
+    from superres.standin.store import ObjectInfo, ObjectStore, StagedFile
 
 log = logging.getLogger("superres.standin")
 
@@ -81,6 +80,7 @@ class CloudInfinite:
         self._engine = engine
         self._engine_lock = threading.Lock()
         self._sr_slots: anyio.Semaphore | None = None
+        self._fetcher = SourceFetcher(settings.detect_url_max_bytes, settings.detect_url_timeout_s)
 
     # ---- method 1: processing during download ---------------------------------------------------
     async def download(self, req: CosRequest) -> Response:
@@ -90,9 +90,10 @@ class CloudInfinite:
         magnify = parse_magnify(req.params.get("magnify"))
         detect_url = req.params.get("detect-url")
         if detect_url:
-            data = await run_in_threadpool(self._fetch_detect_url, detect_url)
+            source_url = parse_source_url(detect_url, self._settings.detect_url_allow_hosts)
+            data = await self._fetcher.fetch(source_url)
         elif req.key:
-            _, data = await run_in_threadpool(self._store.read, req.bucket, req.key)
+            data = await self._read_source(req)
         else:
             raise invalid_argument("give an object key or detect-url")
         source = await self._load(data)
@@ -101,11 +102,16 @@ class CloudInfinite:
         return Response(png, media_type="image/png", headers={"Server": CI_SERVER})
 
     # ---- method 2: processing upon upload -------------------------------------------------------
-    async def upload(self, req: CosRequest, body: bytes, content_type: str, meta: dict[str, str]) -> Response:
-        ops = self._parse_operations(req)
-        source = await self._load(body)
-        rendered = await self._render(req, source, ops)
-        original = await run_in_threadpool(self._store.put, req.bucket, req.key, body, content_type, meta)
+    async def upload(self, req: CosRequest, staged: StagedFile, content_type: str, meta: dict[str, str]) -> Response:
+        """`staged` holds the received body; it is committed as the original only once every result is ready."""
+        try:
+            ops = self._parse_operations(req)
+            _check_source_size(staged.size)
+            source = await self._load(await run_in_threadpool(staged.read_all))
+            rendered = await self._render(req, source, ops)
+            original = await run_in_threadpool(self._store.put_staged, req.bucket, req.key, staged, content_type, meta)
+        finally:
+            staged.discard()
         await run_in_threadpool(self._events.notify, req.object_created(req.bucket, original))
         stored = await self._store_results(req, rendered)
         return self._upload_result(req, original, source if ops.is_pic_info else None, stored)
@@ -113,8 +119,8 @@ class CloudInfinite:
     # ---- method 3: cloud data processing --------------------------------------------------------
     async def process_stored(self, req: CosRequest) -> Response:
         ops = self._parse_operations(req)
-        original, data = await run_in_threadpool(self._store.read, req.bucket, req.key)
-        source = await self._load(data)
+        original = await run_in_threadpool(self._store.head, req.bucket, req.key)
+        source = await self._load(await self._read_source(req))
         rendered = await self._render(req, source, ops)
         stored = await self._store_results(req, rendered)
         return self._upload_result(req, original, source if ops.is_pic_info else None, stored)
@@ -129,6 +135,14 @@ class CloudInfinite:
             if rule.bucket is not None and not self._store.bucket_exists(rule.bucket):
                 raise no_such_bucket(rule.bucket, f"destination bucket {rule.bucket} does not exist")
         return ops
+
+    async def _read_source(self, req: CosRequest) -> bytes:
+        """A stored source, refused by its recorded size before any byte is read."""
+        info = await run_in_threadpool(self._store.head, req.bucket, req.key)
+        _check_source_size(info.size)
+        _, data = await run_in_threadpool(self._store.read, req.bucket, req.key)
+        _check_source_size(len(data))
+        return data
 
     async def _load(self, data: bytes) -> SourceImage:
         return await run_in_threadpool(load_source_image, data)
@@ -185,38 +199,6 @@ class CloudInfinite:
                 log.info("standin: SR engine %s loaded", self._engine.name)
             return self._engine
 
-    def _fetch_detect_url(self, raw_url: str) -> bytes:
-        """GET an allow-listed http(s) URL, capped in size and time; redirects are not followed (they could
-        leave the allow list)."""
-        url = raw_url if "://" in raw_url else unquote(raw_url)  # tolerate a client that encoded it twice
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise invalid_argument(f"detect-url must be http or https, got {parts.scheme or 'no'} scheme")
-        host = (parts.hostname or "").lower()
-        allowed = self._settings.detect_url_allow_hosts
-        if host not in allowed:
-            raise invalid_argument(
-                f"detect-url host {host!r} is not allowed; the stand-in fetches only from {', '.join(allowed)}"
-            )
-        limit, timeout = self._settings.detect_url_max_bytes, self._settings.detect_url_timeout_s
-        deadline = time.monotonic() + timeout
-        try:
-            with requests.get(url, stream=True, timeout=timeout, allow_redirects=False) as resp:
-                if resp.status_code != 200:
-                    raise CosError(400, "InvalidImageSource", f"detect-url answered HTTP {resp.status_code}")
-                chunks: list[bytes] = []
-                total = 0
-                for chunk in resp.iter_content(_FETCH_CHUNK):
-                    total += len(chunk)
-                    if total > limit:
-                        raise CosError(400, "ImageTooLarge", f"detect-url body exceeds {limit} bytes")
-                    if time.monotonic() > deadline:
-                        raise CosError(400, "InvalidImageSource", f"detect-url took longer than {timeout:g} s")
-                    chunks.append(chunk)
-        except requests.RequestException as exc:
-            raise CosError(400, "InvalidImageSource", f"cannot fetch detect-url: {type(exc).__name__}") from None
-        return b"".join(chunks)
-
     def _upload_result(
         self, req: CosRequest, original: ObjectInfo, source: SourceImage | None, stored: list[_Stored]
     ) -> Response:
@@ -249,11 +231,16 @@ class CloudInfinite:
         ]
         results = {"Object": objects} if objects else None
         doc = {"UploadResult": {"OriginalInfo": original_info, "ProcessResults": results}}
-        body = xmltodict.unparse(_stringify(doc), encoding="utf-8").encode("utf-8")
+        body = xmldoc.render(doc)
         return Response(body, media_type="application/xml", headers={"Server": CI_SERVER})
 
     def _location(self, bucket: str, key: str) -> str:
         return f"{self._settings.bucket_host(bucket)}/{key}"
+
+
+def _check_source_size(size: int) -> None:
+    if size > MAX_SOURCE_BYTES:
+        raise CosError(400, "ImageTooLarge", f"source is {size / 1e6:.1f} MB; AISuperResolution accepts at most 5 MB")
 
 
 def _utf8(header: str) -> str:
@@ -262,14 +249,3 @@ def _utf8(header: str) -> str:
         return header.encode("latin-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         return header
-
-
-def _stringify(node: object) -> object:
-    """xmltodict wants text leaves; ints become their decimal form."""
-    if isinstance(node, dict):
-        return {k: _stringify(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_stringify(v) for v in node]
-    if node is None or isinstance(node, str):
-        return node
-    return str(node)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import xmltodict
 from starlette.responses import Response
 
 
@@ -29,7 +28,9 @@ class CosError(Exception):
                 "TraceId": trace_id or request_id,
             }
         }
-        return xmltodict.unparse(body, encoding="utf-8").encode("utf-8")
+        from superres.standin.xmldoc import render  # xmldoc raises CosError itself
+
+        return render(body)
 
     def to_response(self, request_id: str) -> Response:
         return Response(
@@ -50,3 +51,8 @@ def no_such_bucket(resource: str, detail: str = "The specified bucket does not e
 
 def invalid_argument(message: str, resource: str = "") -> CosError:
     return CosError(400, "InvalidArgument", message, resource)
+
+
+def not_implemented(what: str, resource: str = "") -> CosError:
+    message = f"{what} is not implemented by this stand-in; nothing was changed."
+    return CosError(501, "NotImplemented", message, resource)

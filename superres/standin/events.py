@@ -9,6 +9,9 @@ from dataclasses import dataclass
 log = logging.getLogger("superres.standin")
 
 EVENT_PUT = "cos:ObjectCreated:Put"
+EVENT_POST = "cos:ObjectCreated:Post"
+EVENT_COPY = "cos:ObjectCreated:Copy"
+EVENT_COMPLETE_MULTIPART = "cos:ObjectCreated:CompleteMultipartUpload"
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def resolve_fileid(fileid: str, source_key: str) -> str:
             continue
         segments.append(segment)
     key = "/".join(segments)
-    if not key or key.endswith("/"):
+    if not key or key.endswith("/") or key.startswith("/"):
         raise invalid_argument(f"fileid {fileid!r} does not name an object")
     validate_key(key)
     return key
@@ -122,6 +122,8 @@ def parse_pic_operations(header: str, source_key: str) -> PicOperations:
         doc = json.loads(header)
     except ValueError as exc:
         raise _invalid_pic_operations(f"Pic-Operations is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _invalid_pic_operations("Pic-Operations is nested too deeply") from None
     if not isinstance(doc, dict):
         raise _invalid_pic_operations("Pic-Operations must be a JSON object")
     is_pic_info = doc.get("is_pic_info", 0)

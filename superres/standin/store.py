@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -36,6 +37,10 @@ from superres.standin.errors import CosError, no_such_bucket, no_such_key
 log = logging.getLogger("superres.standin")
 
 MAX_KEY_BYTES = 850
+_COPY_CHUNK = 1024 * 1024
+# Characters XML 1.0 cannot carry (C0 controls but tab, LF, CR; U+FFFE/U+FFFF). COS refuses keys with control
+# characters; refusing them here keeps every listing and result XML well-formed.
+_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _TMP_PREFIX = ".tmp-"
 _BUCKET_DIR = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-\d+$")
 
@@ -49,6 +54,12 @@ class ObjectInfo:
     meta: dict[str, str]  # x-cos-meta-* headers, lowercased names
     last_modified: float  # Unix seconds
     data_file: str
+    # Stored standard headers (Cache-Control, Content-Disposition, Content-Encoding, Content-Language, Expires),
+    # lowercased names; storage class; ACL grants and tags stored beside the object (defaults for older metadata).
+    headers: dict[str, str] = field(default_factory=dict)
+    storage_class: str = "STANDARD"
+    acl: dict[str, object] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def last_modified_http(self) -> str:
@@ -86,7 +97,12 @@ class _BucketIndex:
 def validate_key(key: str) -> None:
     if not key:
         raise CosError(400, "InvalidArgument", "The object key must not be empty.")
-    size = len(key.encode("utf-8"))
+    if _XML_ILLEGAL.search(key):
+        raise CosError(400, "InvalidObjectName", "The object key must not contain ASCII control characters.")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise CosError(400, "InvalidObjectName", "The object key is not valid UTF-8.") from None
     if size > MAX_KEY_BYTES:
         raise CosError(400, "KeyTooLong", f"The object key is {size} bytes; the limit is {MAX_KEY_BYTES}.", key)
 
@@ -117,6 +133,52 @@ def _write_atomically(target: Path, data: bytes) -> None:
             tmp.unlink()
         raise
     _fsync_dir(target.parent)
+
+
+class StagedFile:
+    """A body being received: written in chunks, hashed as it goes, then committed by rename or discarded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = 0
+        self._md5 = hashlib.md5()
+        self._file: BinaryIO | None = open(path, "wb")  # noqa: SIM115 - closed by commit/discard
+
+    def write(self, chunk: bytes) -> None:
+        assert self._file is not None
+        self._file.write(chunk)
+        self._md5.update(chunk)
+        self.size += len(chunk)
+
+    @property
+    def md5_hex(self) -> str:
+        return self._md5.hexdigest()
+
+    @property
+    def md5_digest(self) -> bytes:
+        return self._md5.digest()
+
+    def read_all(self) -> bytes:
+        """The bytes received so far (for small bodies that must be decoded, e.g. a CI source)."""
+        assert self._file is not None
+        self._file.flush()
+        return self.path.read_bytes()
+
+    def commit(self, target: Path) -> None:
+        assert self._file is not None
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        os.replace(self.path, target)
+        _fsync_dir(target.parent)
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
 
 class ObjectStore:
@@ -162,28 +224,86 @@ class ObjectStore:
         content_type: str = "application/octet-stream",
         meta: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
+        staged = self.stage(bucket)
+        try:
+            staged.write(data)
+            return self.put_staged(bucket, key, staged, content_type, meta)
+        finally:
+            staged.discard()
+
+    def stage(self, bucket: str) -> StagedFile:
+        """A temp file in the bucket's data folder to stream a body into (swept at startup if never committed)."""
+        self._index(bucket)
+        return StagedFile(self._root / bucket / "data" / f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+
+    def put_staged(
+        self,
+        bucket: str,
+        key: str,
+        staged: StagedFile,
+        content_type: str = "application/octet-stream",
+        meta: Mapping[str, str] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        storage_class: str = "STANDARD",
+        etag: str | None = None,
+        acl: Mapping[str, object] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Commit a staged body as `key`: fsync, rename into place, then swap the metadata in one rename."""
         validate_key(key)
         self._index(bucket)
-        bucket_dir = self._root / bucket
         data_file = f"{_key_hash(key)}-{uuid.uuid4().hex}.bin"
-        _write_atomically(bucket_dir / "data" / data_file, data)
+        staged.commit(self._root / bucket / "data" / data_file)
         info = ObjectInfo(
             key=key,
-            size=len(data),
-            etag=f'"{hashlib.md5(data).hexdigest()}"',
+            size=staged.size,
+            etag=etag or f'"{staged.md5_hex}"',
             content_type=content_type,
             meta=dict(meta or {}),
             last_modified=time.time(),
             data_file=data_file,
+            headers=dict(headers or {}),
+            storage_class=storage_class,
+            acl=dict(acl or {}),
+            tags=dict(tags or {}),
         )
+        self._swap_meta(bucket, info)
+        return info
+
+    def update(self, bucket: str, key: str, **changes: object) -> ObjectInfo:
+        """Change an object's stored attributes (ACL, tags, metadata), keeping its bytes."""
+        with self._lock:
+            info = dataclasses.replace(self.head(bucket, key), **changes)  # type: ignore[arg-type]
+            _write_atomically(self._meta_path(bucket, key), json.dumps(asdict(info)).encode("utf-8"))
+            self._index(bucket).put(info)
+        return info
+
+    def bucket_dir(self, bucket: str) -> Path:
+        self._index(bucket)
+        return self._root / bucket
+
+    def stage_copy(self, src_bucket: str, src_key: str, dst_bucket: str) -> tuple[ObjectInfo, StagedFile]:
+        """The source's metadata and a staged copy of its bytes in the destination bucket (streamed)."""
+        staged = self.stage(dst_bucket)
+        try:
+            info, handle = self.open(src_bucket, src_key)
+            with handle:
+                while chunk := handle.read(_COPY_CHUNK):
+                    staged.write(chunk)
+        except BaseException:
+            staged.discard()
+            raise
+        return info, staged
+
+    def _swap_meta(self, bucket: str, info: ObjectInfo) -> None:
         with self._lock:
             index = self._index(bucket)
-            previous = index.objects.get(key)
-            _write_atomically(self._meta_path(bucket, key), json.dumps(asdict(info)).encode("utf-8"))
+            previous = index.objects.get(info.key)
+            _write_atomically(self._meta_path(bucket, info.key), json.dumps(asdict(info)).encode("utf-8"))
             index.put(info)
-        if previous is not None:
+        if previous is not None and previous.data_file != info.data_file:
             self._unlink_data(bucket, previous.data_file)
-        return info
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
         with self._lock:
@@ -288,7 +408,8 @@ class ObjectStore:
         data_dir, meta_dir = bucket_dir / "data", bucket_dir / "meta"
         data_dir.mkdir(exist_ok=True)
         meta_dir.mkdir(exist_ok=True)
-        for directory in (bucket_dir, data_dir, meta_dir):
+        upload_dirs = [d for d in (bucket_dir / "uploads").glob("*") if d.is_dir()]
+        for directory in (bucket_dir, data_dir, meta_dir, *upload_dirs):
             for stray in directory.glob(f"{_TMP_PREFIX}*"):
                 log.info("standin store: removing interrupted write %s", stray)
                 stray.unlink()
