@@ -520,6 +520,7 @@ class CosService:
             "headers": source.headers,
             "storage_class": new_class,
             "tags": source.tags,
+            "forbid_overwrite": req.headers.get("x-cos-forbid-overwrite", "").strip().lower() == "true",
         }
         try:
             info = await run_in_threadpool(
@@ -561,6 +562,9 @@ class CosService:
     # ---- multipart ------------------------------------------------------------------------------
     async def _initiate_upload(self, req: CosRequest) -> Response:
         attributes = self._upload_attributes(req)
+        if attributes.pop("forbid_overwrite"):
+            raise CosError(501, "NotImplemented", "x-cos-forbid-overwrite on multipart uploads is not implemented by "
+                           "the stand-in.")
         upload = await run_in_threadpool(self._uploads.initiate, req.bucket, req.key, **attributes)
         return _xml(
             {"InitiateMultipartUploadResult": {"Bucket": req.bucket, "Key": req.key, "UploadId": upload.upload_id}}
@@ -598,6 +602,9 @@ class CosService:
         return _xml({"CopyPartResult": {"ETag": part.etag, "LastModified": _iso(part.last_modified)}})
 
     async def _complete_upload(self, req: CosRequest) -> Response:
+        if "x-cos-forbid-overwrite" in req.headers:
+            raise CosError(501, "NotImplemented", "x-cos-forbid-overwrite on Complete Multipart Upload is not "
+                           "implemented by the stand-in.")
         upload = await run_in_threadpool(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
         doc = await self._xml_body(req, "CompleteMultipartUpload")
         requested = []
@@ -746,6 +753,9 @@ def _attributes(headers: dict[str, str], key: str) -> dict[str, Any]:
         "storage_class": http_rules.storage_class(headers),
         "acl": acls.acl_from_headers(headers) or {},
         "tags": acls.tags_from_header(headers.get("x-cos-tagging")) or {},
+        # x-cos-forbid-overwrite: true -> 409 FileAlreadyExists instead of replacing an existing object (PUT Object
+        # doc 436/7749; ignored by COS in a bucket that has ever had versioning, which the stand-in has not).
+        "forbid_overwrite": headers.get("x-cos-forbid-overwrite", "").strip().lower() == "true",
     }
 
 
