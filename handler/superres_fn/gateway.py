@@ -14,7 +14,7 @@ from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from .config import Endpoint, Settings
-from .errors import CosCallError, CredentialsError
+from .errors import CosCallError, CredentialsError, SuperresError
 
 T = TypeVar("T")
 
@@ -80,9 +80,8 @@ class CosGateway:
 
     def head(self, bucket: str, key: str, region: str, timeout: float | None = None) -> ObjectState | None:
         """The object's state, or None when COS answers 404."""
-        client = self._client(region, timeout)
         try:
-            headers = self._typed(lambda: client.head_object(Bucket=bucket, Key=key))
+            headers = self._typed(lambda: self._client(region, timeout).head_object(Bucket=bucket, Key=key))
         except CosCallError as exc:
             if exc.status == 404:
                 return None
@@ -96,10 +95,8 @@ class CosGateway:
     def image_process(
         self, bucket: str, key: str, region: str, pic_operations: str, timeout: float | None = None
     ) -> object:
-        client = self._client(region, timeout)
-        _headers, data = self._typed(
-            lambda: client.ci_image_process(Bucket=bucket, Key=key, PicOperations=pic_operations), ci=True
-        )
+        _headers, data = self._typed(lambda: self._client(region, timeout).ci_image_process(
+            Bucket=bucket, Key=key, PicOperations=pic_operations), ci=True)
         if not data:
             # A 2xx whose body the SDK could not read: CI may well have written the result.
             raise CosCallError("CI answered 200 with no readable UploadResult", code="MalformedResponse", status=200,
@@ -108,9 +105,8 @@ class CosGateway:
 
     def create_if_absent(self, bucket: str, key: str, region: str, body: bytes, timeout: float | None = None) -> bool:
         """PUT with x-cos-forbid-overwrite: true. False when the key exists (409 FileAlreadyExists)."""
-        client = self._client(region, timeout)
         try:
-            self._typed(lambda: client.put_object(Bucket=bucket, Key=key, Body=body,
+            self._typed(lambda: self._client(region, timeout).put_object(Bucket=bucket, Key=key, Body=body,
                                                   ContentType="application/json",
                                                   Metadata={"x-cos-forbid-overwrite": "true"}))
         except CosCallError as exc:
@@ -120,8 +116,7 @@ class CosGateway:
         return True
 
     def delete(self, bucket: str, key: str, region: str, timeout: float | None = None) -> None:
-        client = self._client(region, timeout)
-        self._typed(lambda: client.delete_object(Bucket=bucket, Key=key))
+        self._typed(lambda: self._client(region, timeout).delete_object(Bucket=bucket, Key=key))
 
     def _client(self, region: str, timeout: float | None = None) -> CosS3Client:
         secret_id, secret_key, token = _credentials(self._environ)
@@ -156,6 +151,8 @@ class CosGateway:
         self._last.status = self._last.headers = None
         try:
             return call()
+        except SuperresError:
+            raise  # CredentialsError from building the client
         except CosServiceError as exc:
             raise self._service_error(exc, ci) from None
         except CosClientError as exc:
@@ -178,8 +175,7 @@ class CosGateway:
         request_id = info.get("requestid") or info.get("RequestId") or self._request_id()
         if not code or code in ("Unknown", "NoSuchResource"):
             # A HEAD error has no body; COS names the code in x-cos-error-code when it can, else the status says.
-            code = self._header("x-cos-error-code") or {404: "NoSuchKey", 403: "AccessDenied"}.get(status,
-                                                                                                 f"HTTP{status}")
+            code = self._header("x-cos-error-code") or f"HTTP{status}"
         return CosCallError(
             message or f"COS answered HTTP {status}", code=code, status=status,
             cos_request_id=request_id if isinstance(request_id, str) else None,

@@ -19,6 +19,8 @@ T = TypeVar("T")
 
 # Used when the context carries no time limit (a local call without one).
 _DEFAULT_TIME_LIMIT_MS = 60_000
+# After an ambiguous CI failure, the destination is watched at least this long before CI is called again.
+_MIN_WATCH_S = 2.0
 # Added to a claim's time to live: COS's clock and ours may differ by a few seconds.
 _CLAIM_SLACK_S = 30.0
 
@@ -178,26 +180,31 @@ def _claimed(
 def _super_resolve(
     record: CosRecord, decision: Decision, deadline: float, attempts: Attempts, invocation: Invocation
 ) -> dict[str, object]:
-    """Call CI until it answers or fails for good. After an answer that leaves it unknown whether CI did the work
-    (timeout, reset, 5xx), the destination is HEADed before any new call: a result that landed ends the record."""
+    """Call CI until it answers or fails for good. After a failure that leaves it unknown whether CI did the work
+    (timeout, reset after sending, 5xx, unreadable 2xx), the destination is watched before any new call: CI may still
+    be writing. A result that lands ends the record (`confirmed_by: head`); only when none has landed after as long
+    again as the failed call took (at least _MIN_WATCH_S) is CI called again."""
     operations = pic_operations(decision, record.bucket, invocation.settings.magnify)
     unsure = False
+    watch_s = 0.0
     confirmed: list[ObjectState] = []
 
     def attempt() -> object:
-        nonlocal unsure
+        nonlocal unsure, watch_s
         if unsure:
-            state = _result_state(record, decision.dest_bucket, decision.dest_key, deadline, invocation)
+            state = _watch(record, decision, deadline, watch_s, invocation)
             if state is not None:
                 confirmed.append(state)
                 return None
             unsure = False
         attempts.count += 1
+        started = invocation.clock()
         try:
             return invocation.gateway.image_process(record.bucket, record.key, record.region, operations,
                                                     _left(deadline, invocation))
         except CosCallError as exc:
             unsure = exc.ambiguous
+            watch_s = max(_MIN_WATCH_S, invocation.clock() - started)
             raise
 
     data = _retrying(attempt, deadline, Attempts(), invocation)
@@ -216,6 +223,20 @@ def _super_resolve(
         if original
         else None,
     }
+
+
+def _watch(
+    record: CosRecord, decision: Decision, deadline: float, watch_s: float, invocation: Invocation
+) -> ObjectState | None:
+    """HEAD the destination now and then, for up to `watch_s` seconds, until a fresh result is there."""
+    until = min(invocation.clock() + watch_s, deadline - invocation.policy.min_attempt_s)
+    pause = 0.25
+    while True:
+        state = _result_state(record, decision.dest_bucket, decision.dest_key, deadline, invocation)
+        if state is not None or invocation.clock() + pause > until:
+            return state
+        invocation.sleep(pause)
+        pause = min(pause * 2, 2.0)
 
 
 def _retrying(fn: Callable[[], T], deadline: float, attempts: Attempts, invocation: Invocation) -> T:
