@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import platform
 import time
 
 import numpy as np
 import pytest
 
-from bench.cpu_peak import fp32_peak, machine_fp32_peak
+from bench.cpu_peak import CpuPeak, fp32_peak, machine_fp32_peak, measured_clock_ghz
+from bench.local_sr import _peak
 
 
 def _cpuinfo(cpus: list[tuple[int, int]], flags: str, mhz: float | None = 2600.0, model: str = "Intel(R) Xeon(R)",
@@ -55,6 +57,18 @@ def test_model_name_clock_is_used_when_it_is_the_highest() -> None:
     assert peak is not None and peak.ghz == 2.45 and "model name" in peak.how
 
 
+def test_a_measured_clock_above_the_reported_one_is_used() -> None:
+    # a VM: "cpu MHz" is the TSC rate, no cpufreq, the cores turbo higher
+    peak = fp32_peak(_cpuinfo([(0, 0), (1, 1)], "avx avx2 fma avx512f", mhz=2600.0), {0, 1}, measured_ghz=3.8)
+    assert peak is not None and peak.ghz == 3.8
+    assert "measured" in peak.how and "'cpu MHz' 2.60" in peak.how and "not seen" not in peak.how
+
+
+def test_without_cpufreq_or_a_measured_clock_the_note_says_turbo_is_not_seen() -> None:
+    peak = fp32_peak(_cpuinfo([(0, 0)], "avx avx2 fma", mhz=2600.0), {0})
+    assert peak is not None and "turbo above this clock is not seen" in peak.how
+
+
 def test_avx_without_fma_counts_one_multiply_and_one_add_port() -> None:
     peak = fp32_peak(_cpuinfo([(0, 0), (1, 1)], "avx", mhz=3000.0), {0, 1})
     assert peak is not None
@@ -75,11 +89,28 @@ def test_arm_features_line_is_read() -> None:
     assert peak is not None and (peak.cores, peak.lanes, peak.ghz) == (2, 4, 3.0)
 
 
+def test_the_floor_uses_the_matmul_only_where_it_beats_the_peak_or_the_peak_is_unknown() -> None:
+    cpu = CpuPeak(cores=2, fma_units=2, lanes=16, ghz=2.6, how="derivation")
+    denominator, rows = _peak(cpu, achieved=200.0)
+    assert denominator == pytest.approx(332.8) and rows[0].value == pytest.approx(332.8) and rows[1].value == 200.0
+    assert rows[0].note == "derivation" and "60% of the peak" in rows[1].note
+    denominator, rows = _peak(cpu, achieved=340.0)
+    assert denominator == 340.0 and "the floor below uses this instead" in rows[1].note
+    denominator, rows = _peak(None, achieved=200.0)
+    assert denominator == 200.0 and rows[0].value is None and "not a strict floor" in rows[0].note
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="the clock probe is x86-64 code")
+def test_the_measured_clock_is_a_plausible_one() -> None:
+    ghz = measured_clock_ghz(iterations=20_000, repeats=5)
+    assert ghz is not None and 0.5 < ghz < 8
+
+
 def test_this_machines_peak_is_not_beaten_by_a_matmul() -> None:
-    """The floor's point: nothing measured here may exceed the peak (the old matmul "peak" was beaten)."""
+    """A peak is an upper bound: no matmul here reaches it (the old "peak" was a matmul, and SPAN beat its floor)."""
     peak = machine_fp32_peak()
     assert peak is not None, "this x86-64 Linux machine's /proc/cpuinfo should give a peak"
-    n = 1024
+    n = 2048
     a = np.ones((n, n), dtype=np.float32)
     a @ a
     best = float("inf")
