@@ -259,6 +259,20 @@ def test_super_resolved_png_then_converted_by_a_second_image_process(cos, bucket
     assert _decode(_read(cos, bucket, "B/photos/a.png")[1]).size == (256, 192)
 
 
+def test_conversion_in_place_replaces_the_png_with_webp(cos, bucket: str, standin_events: EventRecorder) -> None:
+    """fileid equal to the ObjectKey overwrites it (documented): one object per output, no intermediate left."""
+    cos.put_object(Bucket=bucket, Key="src.jpg", Body=JPEG)
+    cos.ci_image_process(Bucket=bucket, Key="src.jpg", PicOperations=_ops(_rule("/A/src.jpg", f"{SR}&magnify=2")))
+    assert _decode(_read(cos, bucket, "A/src.jpg")[1]).format == "PNG"
+    ops = _ops(_rule("/A/src.jpg", "imageMogr2/format/webp/quality/80!"))
+    _, result = cos.ci_image_process(Bucket=bucket, Key="A/src.jpg", PicOperations=ops)
+    response, data = _read(cos, bucket, "A/src.jpg")
+    assert (_decode(data).format, _decode(data).size, response["Content-Type"]) == ("WEBP", (128, 96), "image/webp")
+    assert result["OriginalInfo"]["ImageInfo"]["Format"] == "PNG"
+    assert _keys(cos, bucket) == ["A/src.jpg", "src.jpg"]
+    assert [e.key for e in standin_events.for_bucket(bucket)] == ["src.jpg", "A/src.jpg", "A/src.jpg"]
+
+
 def _over_5_mb() -> bytes:
     buffer = io.BytesIO()
     Image.frombytes("RGB", (2000, 1500), os.urandom(2000 * 1500 * 3)).save(buffer, "PNG")  # incompressible
