@@ -44,7 +44,7 @@ from superres.standin.events import (
     EventSink,
     ObjectCreatedCallback,
 )
-from superres.standin.images import MAX_SOURCE_BYTES
+from superres.standin.images import BASIC_LIMITS
 from superres.standin.multipart import MAX_PART_NUMBER, MultipartUploads
 from superres.standin.request import CosRequest
 from superres.standin.store import ObjectInfo, ObjectStore, StagedFile, validate_key
@@ -445,9 +445,10 @@ class CosService:
         attributes = self._upload_attributes(req)
         if "pic-operations" in req.headers:
             declared = req.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > MAX_SOURCE_BYTES:  # refused before a byte of it is read
-                raise CosError(400, "ImageTooLarge", f"source is {int(declared) / 1e6:.1f} MB; AISuperResolution "
-                               "accepts at most 5 MB")
+            # Refused before a byte of it is read when no rule could take it; CI.upload applies each rule's limit.
+            if declared.isdigit() and int(declared) > BASIC_LIMITS.max_bytes:
+                raise CosError(400, "ImageTooLarge", f"source is {int(declared) / 1e6:.1f} MB; CI processing "
+                               f"accepts at most {BASIC_LIMITS.max_bytes // 2**20} MB")
             staged = await self._receive(req, await run_in_threadpool(self._store.stage, req.bucket))
             return await self._ci.upload(req, staged, attributes["content_type"], attributes["meta"])
         staged = await self._receive(req, await run_in_threadpool(self._store.stage, req.bucket))
