@@ -156,16 +156,20 @@ function resolveEngineVariables(instanceYaml) {
   const unresolved = [];
   const walk = (value) => {
     if (typeof value === 'string') {
-      let text = value.replace(/\$\{(stage|app|org|name)\}/g, (_, key) => scalars[key]);
-      text = text.replace(/\$\{output:([^:}]+):([^:}]+):([^.}]+)\.([^}]+)\}/g, (match, stage, app, inst, key) => {
+      const text = value.replace(/\$\{(stage|app|org|name)\}/g, (_, key) => scalars[key]);
+      const output = (match, stage, app, inst, key) => {
         const source = deployed[inst];
         if (!source || stage !== instanceYaml.stage || app !== instanceYaml.app || !(key in source.outputs)) {
           unresolved.push(match);
           return match;
         }
         return source.outputs[key];
-      });
-      return text;
+      };
+      const pattern = /\$\{output:([^:}]+):([^:}]+):([^.}]+)\.([^}]+)\}/g;
+      // a value that is one reference keeps the output's type (the layer version is a number)
+      const whole = new RegExp(`^${pattern.source}$`).exec(text);
+      if (whole) return output(...whole);
+      return text.replace(pattern, output);
     }
     if (Array.isArray(value)) return value.map(walk);
     if (value && typeof value === 'object') {
