@@ -57,10 +57,14 @@ def self_trigger_problems(deployment: Deployment) -> list[str]:
 
 
 def cam_policy(deployment: Deployment) -> dict[str, object]:
-    """The execution role's policy: read the uploads, write (and check) the results, run AISuperResolution.
+    """The execution role's policy: CI reads the upload and writes the result, the function HEADs the result.
 
-    The function HEADs and GETs nothing outside the trigger prefix, HEADs the destination to skip finished work
-    (SKIP_EXISTING), and CI writes the result under DEST_PREFIX on the role's behalf.
+    - cos:GetObject on the trigger prefix: CI fetches the source on the role's behalf (doc 1045/73041 lists
+      cos:GetObject + cos:PutObject for in-cloud processing). The function itself never HEADs or GETs it.
+    - cos:HeadObject + cos:PutObject on DEST_PREFIX: the function HEADs the result to skip finished work
+      (SKIP_EXISTING); CI writes the result there.
+    - the CI super-resolution action, on the bucket in the resource form CAM documents for CI
+      (`qcs::ci:<region>:uid/<appid>:bucket/<bucket>/*`, doc 460/41741); both action names, see CI_ACTIONS.
     """
     statements: list[dict[str, object]] = []
     for trigger in deployment.spec.triggers:
@@ -68,12 +72,12 @@ def cam_policy(deployment: Deployment) -> dict[str, object]:
         source = f"{trigger.bucket}/{trigger.prefix}*"
         dest = f"{deployment.dest_bucket(trigger)}/{deployment.settings.dest_prefix}*"
         statements += [
-            {"effect": "allow", "action": ["cos:HeadObject", "cos:GetObject"],
+            {"effect": "allow", "action": ["cos:GetObject"],
              "resource": [f"qcs::cos:{trigger.region}:uid/{appid}:{source}"]},
             {"effect": "allow", "action": ["cos:HeadObject", "cos:PutObject"],
              "resource": [f"qcs::cos:{trigger.region}:uid/{appid}:{dest}"]},
             {"effect": "allow", "action": list(CI_ACTIONS),
-             "resource": [f"qcs::ci:{trigger.region}:uid/{appid}:bucket/{source}"]},
+             "resource": [f"qcs::ci:{trigger.region}:uid/{appid}:bucket/{trigger.bucket}/*"]},
         ]
     return {"version": "2.0", "statement": _merge_duplicates(statements)}
 

@@ -157,9 +157,9 @@ def test_cam_policy_is_least_privilege_on_the_right_resources(deployment: Deploy
     grants = {tuple(s["action"]): s["resource"] for s in policy["statement"]}
     assert all(s["effect"] == "allow" for s in policy["statement"])
     assert grants == {
-        ("cos:HeadObject", "cos:GetObject"): [f"qcs::cos:{trigger.region}:uid/{appid}:{trigger.bucket}/uploads/*"],
+        ("cos:GetObject",): [f"qcs::cos:{trigger.region}:uid/{appid}:{trigger.bucket}/uploads/*"],
         ("cos:HeadObject", "cos:PutObject"): [f"qcs::cos:{trigger.region}:uid/{appid}:{trigger.bucket}/superres/*"],
-        CI_ACTIONS: [f"qcs::ci:{trigger.region}:uid/{appid}:bucket/{trigger.bucket}/uploads/*"],
+        CI_ACTIONS: [f"qcs::ci:{trigger.region}:uid/{appid}:bucket/{trigger.bucket}/*"],
     }
     every_action = [a for s in policy["statement"] for a in s["action"]]
     assert not any(a.endswith("*") for a in every_action)
