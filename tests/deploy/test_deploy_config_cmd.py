@@ -4,6 +4,7 @@ GetFunctionEventInvokeConfig, and then governing the function's async deliveries
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from collections.abc import Iterator
@@ -11,11 +12,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from superres.cli import main
 from superres.scf.api import ScfApiServer, serve_scf_api
+from superres.scf.client import Target, invoke, make_client
 from superres.sr import load_engine
 from superres.stack import LocalStack, StackOptions
+from superres.standin.faults import FaultPlan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,3 +97,25 @@ def test_unknown_function_is_reported_by_the_api(api: tuple[LocalStack, ScfApiSe
     (tmp_path / "serverless.yml").write_text(text, encoding="utf-8")
     result = _run(api, serverless=tmp_path / "serverless.yml")
     assert result.exit_code == 1 and "ResourceNotFound.FunctionName" in result.output
+
+
+@pytest.mark.slow  # ~20 s: the function's own backoff runs its course on each delivery
+def test_configured_retry_count_is_what_a_failing_event_gets(tmp_path: Path) -> None:
+    """Every CI call fails (500), so each invocation raises a retryable error: SCF delivers the event
+    1 + RetryNum times, then drops it."""
+    options = StackOptions(data_dir=tmp_path / "standin", engine=load_engine("bicubic"), trigger=False,
+                           function_env={"COS_TIMEOUT_S": "0.5"},
+                           faults=FaultPlan(1.0, kinds=("internal",), targets=("ci",)))
+    with LocalStack(options) as stack, serve_scf_api(stack) as server:
+        buf = io.BytesIO()
+        Image.new("RGB", (32, 24), (200, 80, 40)).save(buf, "JPEG")
+        stack.client().put_object(Bucket="photos-1250000000", Key="uploads/astronaut.jpg", Body=buf.getvalue())
+        result = _run((stack, server), "--retry-num", "1")
+        assert result.exit_code == 0, result.output
+        client = make_client("ap-guangzhou", scf_endpoint=server.endpoint, environ=stack.function_env())
+        event = json.loads((ROOT / "events" / "put_single.json").read_text(encoding="utf-8"))
+        invoke(client, Target("cos-superres-dev", "ap-guangzhou", "default", None), event, invocation_type="Event")
+        assert server.wait_idle(120)
+        deliveries = list(_function(server)._async.deliveries)
+        assert [d.attempt for d in deliveries] == [0, 1]
+        assert not any(d.result.ok for d in deliveries)
