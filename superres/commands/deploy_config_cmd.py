@@ -1,4 +1,4 @@
-"""`superres deploy-config`: what SCF does with failing async events, applied after `scf deploy`."""
+"""`superres deploy-config`: what SCF does with failing async events, applied after `components deploy`."""
 
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ def deploy_config(serverless: Path, retry_num: int | None, msg_ttl: int | None, 
     """Apply the async failure policy to the deployed function with the SCF API's
     UpdateFunctionEventInvokeConfig (AsyncTriggerConfig: RetryConfig[].RetryNum, MsgTTL), then print what SCF
     holds (GetFunctionEventInvokeConfig). The scf component sends these only for asyncRunEnable functions, so
-    run this after every first `scf deploy`. Needs TENCENTCLOUD_SECRETID/SECRETKEY[/SESSIONTOKEN] of a CAM user
-    allowed scf:UpdateFunctionEventInvokeConfig and scf:GetFunctionEventInvokeConfig."""
+    run this after the first `components deploy` (and after recreating the function). Needs
+    TENCENTCLOUD_SECRETID/SECRETKEY[/SESSIONTOKEN] of a CAM user allowed scf:UpdateFunctionEventInvokeConfig
+    and scf:GetFunctionEventInvokeConfig."""
     try:
         spec = load_function_spec(serverless)
         env = read_env_files(serverless.parent)
