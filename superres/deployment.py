@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 from superres_fn import ConfigError, Settings, load_settings
+from superres_fn.plan import CLAIMS_FOLDER
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.scf.v20180416 import models as scf_models
 from tencentcloud.scf.v20180416 import scf_client
@@ -19,7 +20,8 @@ from .scf.serverless import CosTrigger, FunctionSpec, ServerlessConfigError, loa
 
 # The function's own settings (handler/superres_fn/config.py); anything else in serverless.yml is a typo.
 FUNCTION_VARIABLES = frozenset(
-    {"DEST_PREFIX", "MAGNIFY", "DEST_BUCKET", "ACCEPTED_SUFFIXES", "MAX_INPUT_BYTES", "SKIP_EXISTING", "COS_TIMEOUT_S"}
+    {"DEST_PREFIX", "MAGNIFY", "DEST_BUCKET", "ACCEPTED_SUFFIXES", "MAX_INPUT_BYTES", "SKIP_EXISTING", "CLAIM_WORK",
+     "COS_TIMEOUT_S"}
 )
 # SCF refuses user variables with these prefixes, and caps all variables together at 4 KB.
 RESERVED_PREFIXES = ("SCF_", "QCLOUD_", "TENCENTCLOUD_")
@@ -74,6 +76,8 @@ def cam_policy(deployment: Deployment) -> dict[str, object]:
       (SKIP_EXISTING); CI writes the result there.
     - the CI super-resolution action, on the bucket in the resource form CAM documents for CI
       (`qcs::ci:<region>:uid/<appid>:bucket/<bucket>/*`, doc 460/41741); both action names, see CI_ACTIONS.
+    - cos:DeleteObject on DEST_PREFIX.claims/ only (CLAIM_WORK, the default): the function releases its claim on a
+      record's work there (the claim's PUT and HEAD are covered by the statement above).
     """
     statements: list[dict[str, object]] = []
     for trigger in deployment.spec.triggers:
@@ -88,6 +92,10 @@ def cam_policy(deployment: Deployment) -> dict[str, object]:
             {"effect": "allow", "action": list(CI_ACTIONS),
              "resource": [f"qcs::ci:{trigger.region}:uid/{appid}:bucket/{trigger.bucket}/*"]},
         ]
+        if deployment.settings.claim_work:
+            claims = f"{deployment.dest_bucket(trigger)}/{deployment.settings.dest_prefix}{CLAIMS_FOLDER}*"
+            statements.append({"effect": "allow", "action": ["cos:DeleteObject"],
+                               "resource": [f"qcs::cos:{trigger.region}:uid/{appid}:{claims}"]})
     return {"version": "2.0", "statement": _merge_duplicates(statements)}
 
 

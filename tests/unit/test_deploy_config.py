@@ -160,6 +160,8 @@ def test_cam_policy_is_least_privilege_on_the_right_resources(deployment: Deploy
         ("cos:GetObject",): [f"qcs::cos:{trigger.region}:uid/{appid}:{trigger.bucket}/uploads/*"],
         ("cos:HeadObject", "cos:PutObject"): [f"qcs::cos:{trigger.region}:uid/{appid}:{trigger.bucket}/superres/*"],
         CI_ACTIONS: [f"qcs::ci:{trigger.region}:uid/{appid}:bucket/{trigger.bucket}/*"],
+        # CLAIM_WORK: the claim is released (deleted) under DEST_PREFIX.claims/, nowhere else
+        ("cos:DeleteObject",): [f"qcs::cos:{trigger.region}:uid/{appid}:{trigger.bucket}/superres/.claims/*"],
     }
     every_action = [a for s in policy["statement"] for a in s["action"]]
     assert not any(a.endswith("*") for a in every_action)
