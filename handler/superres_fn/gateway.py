@@ -35,6 +35,7 @@ class ObjectState(NamedTuple):
     last_modified: int | None
     size: int | None
     etag: str | None
+    expires: int | None = None  # x-cos-meta-expires, on claims (Unix seconds)
 
 
 class Gateway(Protocol):
@@ -46,8 +47,9 @@ class Gateway(Protocol):
         self, bucket: str, key: str, region: str, pic_operations: str, timeout: float | None = None
     ) -> object: ...
 
-    def create_if_absent(self, bucket: str, key: str, region: str, body: bytes, timeout: float | None = None) -> bool:
-        ...
+    def create_if_absent(
+        self, bucket: str, key: str, region: str, body: bytes, expires: int, timeout: float | None = None
+    ) -> bool: ...
 
     def delete(self, bucket: str, key: str, region: str, timeout: float | None = None) -> None: ...
 
@@ -87,7 +89,7 @@ class CosGateway:
                 return None
             raise
         return ObjectState(_unix_seconds(headers.get("Last-Modified")), _int(headers.get("Content-Length")),
-                           headers.get("ETag"))
+                           headers.get("ETag"), _int(headers.get("x-cos-meta-expires")))
 
     def exists(self, bucket: str, key: str, region: str, timeout: float | None = None) -> bool:
         return self.head(bucket, key, region, timeout) is not None
@@ -103,12 +105,15 @@ class CosGateway:
                                cos_request_id=self._request_id(), retryable=True, ambiguous=True)
         return data
 
-    def create_if_absent(self, bucket: str, key: str, region: str, body: bytes, timeout: float | None = None) -> bool:
-        """PUT with x-cos-forbid-overwrite: true. False when the key exists (409 FileAlreadyExists)."""
+    def create_if_absent(
+        self, bucket: str, key: str, region: str, body: bytes, expires: int, timeout: float | None = None
+    ) -> bool:
+        """PUT with x-cos-forbid-overwrite: true and x-cos-meta-expires. False when the key exists (409)."""
         try:
             self._typed(lambda: self._client(region, timeout).put_object(Bucket=bucket, Key=key, Body=body,
                                                   ContentType="application/json",
-                                                  Metadata={"x-cos-forbid-overwrite": "true"}))
+                                                  Metadata={"x-cos-forbid-overwrite": "true",
+                                                            "x-cos-meta-expires": str(expires)}))
         except CosCallError as exc:
             if exc.status == 409:
                 return False

@@ -21,8 +21,10 @@ T = TypeVar("T")
 _DEFAULT_TIME_LIMIT_MS = 60_000
 # After an ambiguous CI failure, the destination is watched at least this long before CI is called again.
 _MIN_WATCH_S = 2.0
-# Added to a claim's time to live: COS's clock and ours may differ by a few seconds.
-_CLAIM_SLACK_S = 30.0
+# Added to a claim's expiry: COS's clock, ours and the holder's may differ by a few seconds.
+_CLAIM_SLACK_S = 5.0
+# A duplicate waiting for a claim gives up (WorkInProgress) when less than this is left of its invocation.
+_CLAIM_WAIT_RESERVE_S = 5.0
 
 
 class Invocation(NamedTuple):
@@ -135,33 +137,39 @@ def _claimed(
 ) -> dict[str, object]:
     """Hold a claim on the work while calling CI, so that a concurrent duplicate delivery does not call it too.
 
-    The claim is an object written with x-cos-forbid-overwrite: true; whoever writes it first does the work. The
-    other invocation fails with WorkInProgress (retryable), and SCF's retry then finds the result done. A claim left
-    by an invocation that died is taken over once it is older than the invocation's time limit.
+    The claim is an object written with x-cos-forbid-overwrite: true, whose x-cos-meta-expires says when its holder's
+    invocation ends; whoever writes it first does the work. Another invocation finding it waits (HEADing it now and
+    then) until it is released, then finds the result done; or until it has expired (its holder died: a timeout, a
+    crash), then takes it over. Only when its own time runs out first does it fail with WorkInProgress (retryable),
+    leaving the event to SCF's retry.
     """
     gateway, bucket, key = invocation.gateway, decision.dest_bucket, claim_key(decision, invocation.settings)
     body = f'{{"source":"{record.bucket}/{record.key}","request_id":"{line.get("request_id")}"}}'.encode(
         "utf-8", "backslashreplace")
 
     def take() -> bool:
+        expires = int(invocation.wall() + max(deadline - invocation.clock(), 0.0) + _CLAIM_SLACK_S)
+
         def put() -> bool:
-            return gateway.create_if_absent(bucket, key, record.region, body, _left(deadline, invocation))
+            return gateway.create_if_absent(bucket, key, record.region, body, expires, _left(deadline, invocation))
 
         return _retrying(put, deadline, Attempts(), invocation)
 
-    if not take():
+    pause = 0.5
+    while not take():
         claim = _retrying(lambda: gateway.head(bucket, key, record.region, _left(deadline, invocation)),
                           deadline, Attempts(), invocation)
-        stale = claim is not None and claim.last_modified is not None and (
-            invocation.wall() - claim.last_modified > claim_ttl_s)
-        if claim is not None and not stale:
-            raise WorkInProgressError(f"another invocation is processing this upload (claim {key!r}); SCF's retry "
-                                      "will find its result")
-        if stale:
+        if claim is not None and _expired(claim, claim_ttl_s, invocation.wall()):
             _retrying(lambda: gateway.delete(bucket, key, record.region, _left(deadline, invocation)),
                       deadline, Attempts(), invocation)
-        if not take():
-            raise WorkInProgressError(f"another invocation took over the claim {key!r} first")
+            line["warning"] = f"took over the expired claim {key!r} of an invocation that did not finish"
+            continue
+        if claim is not None:
+            if invocation.clock() + pause + _CLAIM_WAIT_RESERVE_S > deadline:
+                raise WorkInProgressError(f"another invocation is processing this upload (claim {key!r}); SCF's "
+                                          "retry will find its result")
+            invocation.sleep(pause)
+            pause = min(pause * 2, 2.0)
     try:
         # Looked at under the claim: a result stored by an earlier (or a concurrent, now finished) delivery is seen.
         if invocation.settings.skip_existing and _result_state(
@@ -174,7 +182,14 @@ def _claimed(
             gateway.delete(bucket, key, record.region, max(_left(deadline, invocation), 1.0))
         except SuperresError as exc:
             # Not fatal: the claim expires. Say so in the record's line.
-            line["warning"] = f"claim {key!r} not released ({exc.code}); it expires after the function's time limit"
+            line["warning"] = f"claim {key!r} not released ({exc.code}); it expires when this invocation would end"
+
+
+def _expired(claim: ObjectState, ttl_s: float, now: float) -> bool:
+    """Past the expiry its holder wrote; a claim without one (written by other code) lives `ttl_s` from its write."""
+    if claim.expires is not None:
+        return now > claim.expires
+    return claim.last_modified is not None and now - claim.last_modified > ttl_s
 
 
 def _super_resolve(

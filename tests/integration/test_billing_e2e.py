@@ -5,7 +5,7 @@ bootstrap does), the real cos-python-sdk-v5 over HTTP, the stand-in counting eve
 - SCF's retry of the same event makes no second CI call;
 - a CI call that times out after CI did the work is confirmed by HEAD, not sent again (`confirmed_by: head`);
 - permanent SDK errors cost one attempt and do not raise;
-- concurrent duplicate deliveries make one CI call (claims);
+- concurrent duplicate deliveries make one CI call (claims), and a claim left by a killed instance is taken over;
 - under the bootstrap's logging, every line a 3-record invocation writes to stdout is one JSON object.
 """
 
@@ -151,13 +151,9 @@ def test_concurrent_duplicate_deliveries_make_one_ci_call(stack: LocalStack):
         for thread in threads:
             thread.join(60)
         lines = [line for result in results for line in _lines(result)]
-        outcomes = sorted((line["outcome"], line.get("error", {}).get("code")) for line in lines)
-        assert outcomes == [("failed", "WorkInProgress"), ("processed", None)], lines
-        # the loser raised, so SCF retries it later; that retry finds the result done
-        assert sorted(result.ok for result in results) == [False, True]
-        stack.standin.set_faults(FaultPlan(0.0))
-        retry = containers[0].invoke(event)
-        assert [line["reason"] for line in _lines(retry)] == ["already_done"]
+        # the second waited on the first one's claim, then found its result done
+        assert sorted(line["reason"] for line in lines) == ["already_done", "processed"], lines
+        assert all(result.ok for result in results)
     finally:
         for container in containers:
             container.__exit__(None, None, None)
@@ -178,3 +174,27 @@ def test_every_stdout_write_of_a_three_record_invocation_is_one_json_object(stac
     for line in result.logs:
         assert isinstance(json.loads(line), dict), line
     assert [json.loads(line)["reason"] for line in result.logs] == ["processed", "already_done", "processed"]
+
+
+def test_claim_left_by_a_killed_instance_is_taken_over_when_it_expires(stack: LocalStack):
+    stack.client().put_object(Bucket=BUCKET, Key="uploads/killed.png", Body=_png(7))
+    event = _event(stack, ["uploads/killed.png"])
+    stack.standin.set_faults(FaultPlan(1.0, kinds=("delay",), delay_s=30.0, targets=("ci",)))
+    stack.spec = dataclasses.replace(stack.spec, timeout_s=6)  # the holder's claim expires 6 s (+5) after it began
+    with _container(stack) as doomed:
+        thread = threading.Thread(target=lambda: doomed.invoke(event))
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not stack.standin.store.list(BUCKET, "superres/.claims/").contents:
+            assert time.monotonic() < deadline, "the first instance never took its claim"
+            time.sleep(0.05)
+        doomed.kill()  # as SCF kills an instance at its time limit, or a crash: the claim stays behind
+        thread.join(30)
+    stack.standin.set_faults(FaultPlan(0.0))
+    stack.spec = dataclasses.replace(stack.spec, timeout_s=30)
+    with _container(stack) as container:
+        result = container.invoke(event)  # SCF's retry of the event
+    assert result.ok, result.error
+    (line,) = _lines(result)
+    assert line["outcome"] == "processed" and "took over the expired claim" in line["warning"], line
+    assert stack.standin.store.list(BUCKET, "superres/.claims/").contents == ()

@@ -43,6 +43,7 @@ class FakeGateway:
     timeouts: list[float | None] = field(default_factory=list)
     claims: list[tuple[str, str, bool]] = field(default_factory=list)  # (bucket, key, taken)
     deletes: list[tuple[str, str]] = field(default_factory=list)
+    expiries: dict[tuple[str, str], int] = field(default_factory=dict)
     wall: Callable[[], float] = lambda: 1_800_000_000.0  # 2027, after every sample event
 
     def head(self, bucket: str, key: str, region: str, timeout: float | None = None) -> ObjectState | None:
@@ -51,20 +52,24 @@ class FakeGateway:
             raise self.head_failures.pop(0)
         if (bucket, key) not in self.existing:
             return None
-        return ObjectState(self.modified.get((bucket, key), FRESH), 4242, '"bb"')
+        return ObjectState(self.modified.get((bucket, key), FRESH), 4242, '"bb"', self.expiries.get((bucket, key)))
 
-    def create_if_absent(self, bucket: str, key: str, region: str, body: bytes, timeout: float | None = None) -> bool:
+    def create_if_absent(
+        self, bucket: str, key: str, region: str, body: bytes, expires: int, timeout: float | None = None
+    ) -> bool:
         taken = (bucket, key) not in self.existing
         self.claims.append((bucket, key, taken))
         if taken:
             self.existing.add((bucket, key))
             self.modified[(bucket, key)] = int(self.wall())
+            self.expiries[(bucket, key)] = expires
         return taken
 
     def delete(self, bucket: str, key: str, region: str, timeout: float | None = None) -> None:
         self.deletes.append((bucket, key))
         self.existing.discard((bucket, key))
         self.modified.pop((bucket, key), None)
+        self.expiries.pop((bucket, key), None)
 
     def image_process(
         self, bucket: str, key: str, region: str, pic_operations: str, timeout: float | None = None
@@ -115,6 +120,7 @@ def make_invocation(
     lines: list[dict] = []
     clock = FakeClock()
     gateway = gateway or FakeGateway()
+    gateway.wall = lambda: 1_800_000_000.0 + clock.now - 1000.0  # Unix time that moves with the fake clock
     invocation = Invocation(
         settings=settings or Settings(dest_prefix="superres/", region="ap-guangzhou"),
         gateway=gateway,

@@ -142,27 +142,43 @@ def test_claim_is_taken_before_the_call_and_released_after():
     assert (DEST[0], key) not in gateway.existing and lines[0]["outcome"] == "processed"
 
 
-def test_concurrent_duplicate_finds_the_claim_and_leaves_the_event_to_scf_retry():
-    invocation, lines, gateway, _ = make_invocation()
+def _held_claim(invocation, gateway, *, age_s: float, expires_in_s: float | None) -> tuple[str, str]:
     decision = decide(parse_record(load_event("put_single.json")["Records"][0]), invocation.settings)
     held = (DEST[0], claim_key(decision, invocation.settings))
     gateway.existing.add(held)
-    gateway.modified[held] = int(gateway.wall()) - 5  # taken 5 s ago by a live invocation
+    gateway.modified[held] = int(gateway.wall() - age_s)
+    if expires_in_s is not None:
+        gateway.expiries[held] = int(gateway.wall() + expires_in_s)
+    return held
+
+
+def test_duplicate_waits_for_a_live_claim_then_leaves_the_event_to_scf_retry():
+    invocation, lines, gateway, clock = make_invocation()
+    held = _held_claim(invocation, gateway, age_s=5, expires_in_s=3600)  # a holder still running
     with pytest.raises(RecordsFailedError):
         handle_event(load_event("put_single.json"), CONTEXT, invocation)
     (line,) = lines
     assert line["outcome"] == "failed" and line["error"]["code"] == WorkInProgressError.code
     assert line["error"]["retryable"] is True and gateway.calls == [] and held in gateway.existing
+    assert sum(clock.sleeps) > 20  # it waited for most of its 30 s before giving up
 
 
-def test_claim_of_an_invocation_that_died_is_taken_over():
-    invocation, lines, gateway, _ = make_invocation()
-    decision = decide(parse_record(load_event("put_single.json")["Records"][0]), invocation.settings)
-    held = (DEST[0], claim_key(decision, invocation.settings))
-    gateway.existing.add(held)
-    gateway.modified[held] = int(gateway.wall()) - 3600
+@pytest.mark.parametrize(("age_s", "expires_in_s"), [(3600, None), (60, -1), (2, 4)])
+def test_claim_of_an_invocation_that_died_is_taken_over_once_expired(age_s: float, expires_in_s: float | None):
+    invocation, lines, gateway, clock = make_invocation()
+    held = _held_claim(invocation, gateway, age_s=age_s, expires_in_s=expires_in_s)
     handle_event(load_event("put_single.json"), CONTEXT, invocation)
     assert lines[0]["outcome"] == "processed" and len(gateway.calls) == 1 and held not in gateway.existing
+    assert "took over the expired claim" in lines[0]["warning"]
+    assert sum(clock.sleeps) < 10
+
+
+def test_duplicate_waiting_on_a_claim_finds_the_holders_result_done():
+    invocation, lines, gateway, _ = make_invocation()
+    _held_claim(invocation, gateway, age_s=1, expires_in_s=3)
+    gateway.existing.add(DEST)  # the holder stored the result (and, in this fake, its claim then expires)
+    handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    assert lines[0]["reason"] == "already_done" and gateway.calls == []
 
 
 def test_result_stored_while_waiting_for_the_claim_is_seen_under_it():
