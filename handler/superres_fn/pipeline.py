@@ -165,6 +165,11 @@ def _claimed(
             line["warning"] = f"took over the expired claim {key!r} of an invocation that did not finish"
             continue
         if claim is not None:
+            # The holder may have stored the result and died before releasing its claim.
+            if invocation.settings.skip_existing and _result_state(
+                    record, decision.dest_bucket, decision.dest_key, deadline, invocation) is not None:
+                return {"outcome": "skipped", "reason": "already_done",
+                        "detail": "another invocation, holding the claim, stored the result"}
             if invocation.clock() + pause + _CLAIM_WAIT_RESERVE_S > deadline:
                 raise WorkInProgressError(f"another invocation is processing this upload (claim {key!r}); SCF's "
                                           "retry will find its result")
