@@ -29,7 +29,7 @@ def demo(out_dir: Path, magnify: str, engine: str, key: str) -> None:
     """
     click.echo(f"starting the stand-in and uploading {key} (magnify {magnify}, engine {engine}) ...", err=True)
     try:
-        result = run_demo(out_dir, magnify=int(magnify), engine=load_engine(engine))
+        result = run_demo(out_dir, magnify=int(magnify), engine=load_engine(engine), key=key)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from exc
     line = result.log_line
