@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import is_address_in_use, port_in_use
 from ..scf.api import serve_scf_api
 from ..scf.event_queue import MAX_EVENT_AGE_S, QueueBusyError
 from ..scf.trigger import StopSummary
@@ -90,10 +91,19 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
         stack.start()
     except QueueBusyError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        if is_address_in_use(exc):
+            raise click.ClickException(port_in_use(host, port)) from None
+        raise
     try:
         with contextlib.ExitStack() as extras:
             if scf_api_port is not None:
-                api = extras.enter_context(serve_scf_api(stack, host=host, port=scf_api_port))
+                try:
+                    api = extras.enter_context(serve_scf_api(stack, host=host, port=scf_api_port))
+                except OSError as exc:
+                    if is_address_in_use(exc):
+                        raise click.ClickException(port_in_use(host, scf_api_port, "--scf-api-port")) from None
+                    raise
                 click.echo(f"SCF API (Invoke) on {api.endpoint}: replay --deployed {stack.spec.name} "
                            f"--scf-endpoint {api.endpoint}", err=True)
             cred = settings.credentials[0]
