@@ -110,8 +110,8 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
             key_note = "(the demo key, see README)" if not secret_key else "(yours)"
             routes = ", ".join(f"{t.bucket}/{t.prefix}*" for t in stack.spec.triggers)
             click.echo(
-                f"cos-superres stand-in on {stack.standin.endpoint_url}  appid {settings.appid}  "
-                f"region {settings.region}\n"
+                f"cos-superres stand-in on {stack.standin.endpoint_url}  appid {stack.settings.appid}  "
+                f"region {stack.settings.region}\n"
                 f"  SecretId {cred.secret_id}  SecretKey {key_note}\n"
                 f"  buckets: {', '.join(t.bucket for t in stack.spec.triggers) or '-'}  engine: {engine}\n"
                 f"  trigger: {'off' if no_trigger else routes}"

@@ -19,6 +19,7 @@ from superres.sr import load_engine
 from superres.stack import LocalStack, StackOptions
 from superres.standin import StandIn
 from superres.standin.settings import DEMO_SECRET_ID, DEMO_SECRET_KEY
+from tests.integration.local_process import output_log, superres_local, wait_for_outcomes
 
 ROOT = Path(__file__).resolve().parents[2]
 USER_ENV = "BUCKET=mybucket-1300000000\nREGION=ap-shanghai\nDEST_PREFIX=results/   # where results go\n"
@@ -102,6 +103,21 @@ def test_demo_uses_the_configured_bucket_and_keeps_what_it_did_not_create(tmp_pa
     assert (out / "notes.txt").read_text() == "also mine\n"
     assert sorted(p.name for p in out.iterdir()) == ["ai-astronaut.jpg", "before-after.png", "data",
                                                      "function-log.jsonl", "notes.txt"]
+
+
+def test_superres_local_serves_the_bucket_of_the_users_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    project = _project_with_user_env(tmp_path)
+    monkeypatch.setenv("SUPERRES_ENV_FILE", str(project / ".env"))
+    data = tmp_path / "data"
+    with superres_local(data, "--serverless", str(project / "serverless.yml")) as (_proc, port):
+        client = CosS3Client(CosConfig(Region="ap-shanghai", SecretId=DEMO_SECRET_ID, SecretKey=DEMO_SECRET_KEY,
+                                       IP="127.0.0.1", Port=port, Scheme="http"), retry=0)
+        client.put_object(Bucket="mybucket-1300000000", Key="uploads/x.png", Body=_png())
+        wait_for_outcomes(data, {"uploads/x.png"}, timeout=120)
+        assert client.object_exists(Bucket="mybucket-1300000000", Key="results/uploads/x.png")
+    banner = output_log(data, port).read_text(encoding="utf-8")
+    assert "appid 1300000000  region ap-shanghai" in banner
+    assert "buckets: mybucket-1300000000" in banner
 
 
 def _tracked_copy(tmp_path: Path) -> Path:
