@@ -9,10 +9,28 @@ import click
 from . import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _Superres(click.Group):
+    """The CLI's one error boundary: a failure escaping any command becomes one or two lines on stderr and exit
+    status 1 (superres.errors says what each known failure means); `superres --debug` shows the traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            from .errors import describe
+
+            raise click.ClickException(describe(exc)) from exc
+
+
+@click.group(cls=_Superres, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="superres")
 @click.option("-v", "--verbose", is_flag=True, help="Log the stand-in's requests to stderr.")
-def main(verbose: bool) -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of a failure instead of a one-line message.")
+def main(verbose: bool, debug: bool) -> None:
     """cos-superres: super-resolve every image uploaded to a COS bucket (Cloud Infinite AISuperResolution),
     and develop and test that pipeline offline against an embedded COS + CI stand-in."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,

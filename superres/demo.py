@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,32 +33,48 @@ class DemoResult:
 
 
 def run_demo(out_dir: Path, *, magnify: int = 2, engine: object | None = None, timeout_s: float = 600.0,
-             key: str = "uploads/astronaut.jpg", port: int = 0) -> DemoResult:
-    data_dir = out_dir / "data"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    options = StackOptions(data_dir=data_dir, port=port, engine=engine, function_env={"MAGNIFY": str(magnify)})
-    with LocalStack(options) as stack:
-        trigger = stack.spec.triggers[0]
-        if not key.startswith(trigger.prefix):
-            raise DemoError(f"{key!r} is outside the trigger prefix {trigger.prefix!r} in serverless.yml")
-        body, content_type = photo_bytes(key)
-        client = stack.client()
-        client.put_object(Bucket=trigger.bucket, Key=key, Body=body, ContentType=content_type)
-        assert stack.trigger is not None
-        if not stack.trigger.wait_idle(timeout_s):
-            raise DemoError(f"the function did not finish within {timeout_s:.0f} s; see {data_dir}/function-log.jsonl")
-        line = _record_line(stack.trigger.log_lines, key)
-        if line.get("outcome") != "processed":
-            raise DemoError(f"the function did not process {key}: {line}")
-        dest_key = str(line["dest_key"])
-        output = client.get_object(Bucket=trigger.bucket, Key=dest_key)["Body"].get_raw_stream().read()
+             key: str = "uploads/astronaut.jpg", port: int = 0, serverless: Path | None = None) -> DemoResult:
+    """Writes exactly three files into `out_dir` (the result, the before/after picture and the function's log)
+    and nothing else: the stand-in's data lives in a temporary folder removed afterwards."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    log_copy = out_dir / "function-log.jsonl"
+    with tempfile.TemporaryDirectory(prefix="superres-demo-") as tmp:
+        data_dir = Path(tmp)
+        options = StackOptions(data_dir=data_dir, port=port, engine=engine, function_env={"MAGNIFY": str(magnify)},
+                               **({"serverless": serverless} if serverless is not None else {}))
+        try:
+            body, line, output = _upload_and_wait(LocalStack(options), key, timeout_s, log_copy)
+        finally:
+            if (data_dir / "function-log.jsonl").is_file():
+                shutil.copyfile(data_dir / "function-log.jsonl", log_copy)
     output_path = out_dir / ("ai-" + Path(key).name)
     output_path.write_bytes(output)
     with Image.open(io.BytesIO(body)) as before, Image.open(io.BytesIO(output)) as after:
         comparison = out_dir / "before-after.png"
         side_by_side(before, after).save(comparison)
-        return DemoResult(key, dest_key, before.size, after.size, line, comparison, output_path)
+        return DemoResult(key, str(line["dest_key"]), before.size, after.size, line, comparison, output_path)
+
+
+def _upload_and_wait(stack: LocalStack, key: str, timeout_s: float,
+                     log_copy: Path) -> tuple[bytes, dict[str, object], bytes]:
+    """Upload the photo to the configured bucket and wait for the trigger: (source, log line, result bytes)."""
+    trigger = stack.spec.triggers[0] if stack.spec.triggers else None
+    if trigger is None:
+        raise DemoError("serverless.yml has no COS trigger: the demo uploads to the trigger's bucket")
+    if not key.startswith(trigger.prefix):
+        raise DemoError(f"{key!r} is outside the trigger prefix {trigger.prefix!r} in serverless.yml")
+    with stack:
+        body, content_type = photo_bytes(key)
+        client = stack.client()
+        client.put_object(Bucket=trigger.bucket, Key=key, Body=body, ContentType=content_type)
+        assert stack.trigger is not None
+        if not stack.trigger.wait_idle(timeout_s):
+            raise DemoError(f"the function did not finish within {timeout_s:.0f} s; see {log_copy}")
+        line = _record_line(stack.trigger.log_lines, key)
+        if line.get("outcome") != "processed":
+            raise DemoError(f"the function did not process {key}: {line}")
+        output = client.get_object(Bucket=trigger.bucket, Key=str(line["dest_key"]))["Body"].get_raw_stream().read()
+    return body, line, output
 
 
 def side_by_side(before: Image.Image, after: Image.Image) -> Image.Image:

@@ -51,25 +51,39 @@ def standin_settings(
     return StandinSettings(data_dir=data_dir, credentials=tuple(credentials), engine_name=engine_name)
 
 
+def configured_location(spec: FunctionSpec) -> tuple[str | None, str | None]:
+    """(appid, region) of the configured bucket: the first COS trigger's, else the function's region."""
+    if spec.triggers:
+        trigger = spec.triggers[0]
+        return trigger.bucket.rpartition("-")[2], trigger.region
+    return None, spec.region or None
+
+
 class LocalStack:
     """Start with `with LocalStack(StackOptions(...)) as stack:`; the trigger's bucket is created for you."""
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         self.spec: FunctionSpec = load_function_spec(options.serverless)
-        self.settings = options.settings or standin_settings(options.data_dir)
+        # The stand-in serves the account and region of the configured bucket (serverless.yml + .env), so a
+        # .env written for the deployment works here unchanged.
+        appid, region = configured_location(self.spec)
+        base = options.settings or standin_settings(options.data_dir)
+        self.settings = dataclasses.replace(base, appid=appid or base.appid, region=region or base.region)
         self.trigger: TriggerDispatcher | None = None
         self.standin = StandIn(self.settings, engine=options.engine, on_object_created=self._on_object_created,
                                host=options.host, port=options.port, faults=options.faults)
 
     def start(self) -> LocalStack:
+        if self.options.trigger:
+            self.check_function_settings()
         self.options.data_dir.mkdir(parents=True, exist_ok=True)
         # Everything a first request relies on exists before the server answers: its port, the trigger's
         # buckets and the trigger itself (an upload racing start-up must neither 404 nor go unprocessed).
         self.standin.bind()
         for trigger in self.spec.triggers:
-            if not self.standin.bucket_exists(trigger.bucket):
-                self.standin.store.create_bucket(trigger.bucket)
+            if not self.standin.store.bucket_exists(trigger.bucket):
+                self.standin.store.create_bucket(trigger.bucket, trigger.region)
         if self.options.trigger:
             try:
                 self.trigger = self._dispatcher()
@@ -106,14 +120,22 @@ class LocalStack:
         """A cos-python-sdk-v5 client pointed at the stand-in with the stand-in's first key."""
         return self.standin.client()
 
-    def function_env(self) -> dict[str, str]:
+    def function_env(self, *, endpoint: bool = True) -> dict[str, str]:
         """What the function sees besides serverless.yml: the role's keys and the local endpoint."""
         cred = self.settings.credentials[0]
         env = {"TENCENTCLOUD_SECRETID": cred.secret_id, "TENCENTCLOUD_SECRETKEY": cred.secret_key,
-               "COS_ENDPOINT_URL": self.standin.endpoint_url, **self.options.function_env}
+               **({"COS_ENDPOINT_URL": self.standin.endpoint_url} if endpoint else {}), **self.options.function_env}
         if cred.token:
             env["TENCENTCLOUD_SESSIONTOKEN"] = cred.token
         return env
+
+    def check_function_settings(self) -> None:
+        """Load the function's settings as its cold start will (serverless.yml's variables, this stack's
+        overrides), so an invalid MAGNIFY or DEST_PREFIX stops start-up instead of failing every upload.
+        Raises superres_fn.ConfigError naming the variable and the allowed values."""
+        from superres_fn import load_settings
+
+        load_settings({**self.spec.environment, **self.function_env(endpoint=False)})
 
     def container(self, **overrides: object) -> FunctionContainer:
         """A fresh function instance wired to this stand-in (replay uses one)."""

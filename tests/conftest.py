@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -16,6 +18,14 @@ HANDLER = ROOT / "handler"
 
 if str(HANDLER) not in sys.path:
     sys.path.insert(0, str(HANDLER))
+
+# ---- hermetic: the user's deployment settings never reach the suite ---------------------------------------------
+# serverless.yml resolves ${env:...} from .env.example, then .env, then the process environment. The suite sees
+# .env.example only: no .env (SUPERRES_ENV_FILE="" names none) and none of its variables from the shell. Set here,
+# at import, so every `superres` subprocess a test starts inherits it.
+os.environ["SUPERRES_ENV_FILE"] = ""
+for _name in dotenv_values(ROOT / ".env.example"):
+    os.environ.pop(_name, None)
 
 
 def load_event(name: str) -> dict:

@@ -33,7 +33,12 @@ def cam_policy_cmd(serverless: Path, check_file: Path | None) -> None:
         raise click.ClickException("\n".join(problems))
     policy = cam_policy(deployment)
     if check_file is not None:
-        if json.loads(check_file.read_text(encoding="utf-8")) != policy:
+        try:
+            current = json.loads(check_file.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise click.ClickException(f"{check_file} is not a JSON policy ({exc}); regenerate it with "
+                                       f"`superres cam-policy > {check_file}`") from None
+        if current != policy:
             click.echo(f"{check_file} differs from the policy for {serverless}; regenerate it with "
                        f"`superres cam-policy > {check_file}`", err=True)
             sys.exit(1)

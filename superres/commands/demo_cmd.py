@@ -9,6 +9,7 @@ import click
 
 from ..demo import DemoError, run_demo
 from ..sr import ENGINE_NAMES, load_engine
+from ..stack import PROJECT_ROOT
 
 
 @click.command()
@@ -20,16 +21,21 @@ from ..sr import ENGINE_NAMES, load_engine
               help="The stand-in's SR engine (bicubic is for load tests, not a demo).")
 @click.option("--key", default="uploads/astronaut.jpg", show_default=True,
               help="Object key to upload (must be under the trigger prefix).")
-def demo(out_dir: Path, magnify: str, engine: str, key: str) -> None:
+@click.option("--serverless", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=PROJECT_ROOT / "serverless.yml", show_default="the project's serverless.yml",
+              help="Deployment file: the bucket, region and prefixes come from it and the .env next to it.")
+def demo(out_dir: Path, magnify: str, engine: str, key: str, serverless: Path) -> None:
     """Upload a real photo to the local stand-in and let the COS trigger super-resolve it.
 
     Starts the COS + CI stand-in, uploads scikit-image's astronaut photo with cos-python-sdk-v5, lets
     serverless.yml's COS trigger run the function, which calls CI's AISuperResolution (the SPAN model),
     then prints the parsed ProcessResults and writes OUT/before-after.png (bicubic vs AI at the same size).
+    The bucket and region are the configured ones (serverless.yml and .env); the stand-in serves them. OUT gets
+    the result, the picture and the function's log (function-log.jsonl), nothing else.
     """
     click.echo(f"starting the stand-in and uploading {key} (magnify {magnify}, engine {engine}) ...", err=True)
     try:
-        result = run_demo(out_dir, magnify=int(magnify), engine=load_engine(engine))
+        result = run_demo(out_dir, magnify=int(magnify), engine=load_engine(engine), key=key, serverless=serverless)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from exc
     line = result.log_line

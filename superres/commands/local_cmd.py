@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import is_address_in_use, port_in_use
 from ..scf.api import serve_scf_api
 from ..scf.event_queue import MAX_EVENT_AGE_S, QueueBusyError
 from ..scf.trigger import StopSummary
@@ -90,18 +91,27 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
         stack.start()
     except QueueBusyError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        if is_address_in_use(exc):
+            raise click.ClickException(port_in_use(host, port)) from None
+        raise
     try:
         with contextlib.ExitStack() as extras:
             if scf_api_port is not None:
-                api = extras.enter_context(serve_scf_api(stack, host=host, port=scf_api_port))
+                try:
+                    api = extras.enter_context(serve_scf_api(stack, host=host, port=scf_api_port))
+                except OSError as exc:
+                    if is_address_in_use(exc):
+                        raise click.ClickException(port_in_use(host, scf_api_port, "--scf-api-port")) from None
+                    raise
                 click.echo(f"SCF API (Invoke) on {api.endpoint}: replay --deployed {stack.spec.name} "
                            f"--scf-endpoint {api.endpoint}", err=True)
             cred = settings.credentials[0]
             key_note = "(the demo key, see README)" if not secret_key else "(yours)"
             routes = ", ".join(f"{t.bucket}/{t.prefix}*" for t in stack.spec.triggers)
             click.echo(
-                f"cos-superres stand-in on {stack.standin.endpoint_url}  appid {settings.appid}  "
-                f"region {settings.region}\n"
+                f"cos-superres stand-in on {stack.standin.endpoint_url}  appid {stack.settings.appid}  "
+                f"region {stack.settings.region}\n"
                 f"  SecretId {cred.secret_id}  SecretKey {key_note}\n"
                 f"  buckets: {', '.join(t.bucket for t in stack.spec.triggers) or '-'}  engine: {engine}\n"
                 f"  trigger: {'off' if no_trigger else routes}"

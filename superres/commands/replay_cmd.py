@@ -37,15 +37,22 @@ from ..sr import ENGINE_NAMES
 @click.option("--engine", type=click.Choice(ENGINE_NAMES), default="span", show_default=True,
               help="Local: the started stand-in's super-resolution engine.")
 @click.option("--no-seed", is_flag=True, help="Local: do not upload the objects the events name.")
+@click.option("--create-bucket", is_flag=True,
+              help="Local: create the bucket the events (or --bucket) name when it does not exist [default: refuse, "
+                   "except for sample events' buckets in a stand-in replay starts itself].")
 @click.option("--serverless", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=Path("serverless.yml"), show_default=True, help="Deployment file of the function (local).")
 def replay(events: tuple[Path, ...], function: str | None, region: str, namespace: str, qualifier: str | None,
            asynchronous: bool, scf_endpoint: str | None, bucket: str | None, endpoint: str | None,
-           data_dir: Path | None, engine: str, no_seed: bool, serverless: Path) -> None:
+           data_dir: Path | None, engine: str, no_seed: bool, create_bucket: bool, serverless: Path) -> None:
     """Replay COS event files (see events/) through the function and print its log lines and result.
 
     Locally (default) the events run in a function instance against the stand-in, after uploading a real photo
-    for each object they name that is missing. With --deployed FUNCTION they go to the deployed function via
+    for each object they name that is missing (on a running stand-in whose trigger would fire on that key, the
+    photo goes under replay-seed/ and the record is aimed there, so nothing is processed twice). Each event file
+    starts from the same state: a result an earlier file of the run wrote for the same object is removed first.
+
+    With --deployed FUNCTION they go to the deployed function via
     the SCF Invoke API: RetMsg, Log, Duration, BillDuration, MemUsage and ErrMsg are printed. Exit status 1
     when an invocation failed, 2 on a usage or credentials error.
     """
@@ -59,7 +66,8 @@ def replay(events: tuple[Path, ...], function: str | None, region: str, namespac
             with local_target(endpoint=endpoint, data_dir=data_dir, engine=engine, serverless=serverless,
                               secret_id=os.environ.get("TENCENTCLOUD_SECRETID") if endpoint else None,
                               secret_key=os.environ.get("TENCENTCLOUD_SECRETKEY") if endpoint else None) as target:
-                results = replay_local(target, events, bucket=bucket, seed=not no_seed, echo=click.echo)
+                results = replay_local(target, events, bucket=bucket, seed=not no_seed, create_bucket=create_bucket,
+                                       echo=click.echo)
             failed = not all(r.ok for r in results)
     except CredentialsMissing as exc:
         click.echo(f"Error: {exc}", err=True)

@@ -24,9 +24,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -38,7 +39,7 @@ from starlette.routing import Route
 from ..serving import BackgroundServer
 from .container import ContainerOptions, FunctionContainer, InvokeResult
 from .serverless import FunctionSpec
-from .trigger import TriggerDispatcher
+from .trigger import TriggerDispatcher, invocation_lines, write_function_log
 
 if TYPE_CHECKING:
     from ..stack import LocalStack
@@ -79,6 +80,9 @@ class ScfFunction:
     instances: int = 2
     retry_num: int = DEFAULT_RETRY_NUM
     msg_ttl_s: int = DEFAULT_MSG_TTL_S
+    # Every invocation, sync or async, is logged as the trigger logs its deliveries (superres.scf.trigger).
+    log_path: Path | None = None
+    on_log: Callable[[str], None] | None = None
     _pool: list[FunctionContainer] = field(default_factory=list, repr=False)
     _idle: list[FunctionContainer] = field(default_factory=list, repr=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
@@ -95,7 +99,9 @@ class ScfFunction:
     def invoke_sync(self, event: object) -> InvokeResult:
         container = self._checkout()
         try:
-            return container.invoke(event)
+            result = container.invoke(event)
+            write_function_log(invocation_lines(result, 0), self.log_path, self.on_log)
+            return result
         finally:
             with self._cond:
                 self._idle.append(container)
@@ -106,7 +112,8 @@ class ScfFunction:
             if self._async is None:
                 # SCF's async path: a queue, warm instances, 2 retries after an execution error.
                 self._async = TriggerDispatcher(self.spec, self.options, region=self.region,
-                                                instances=self.instances, retries=self.retry_num)
+                                                instances=self.instances, retries=self.retry_num,
+                                                log_path=self.log_path, on_log=self.on_log)
         return self._async.submit(event)
 
     def configure_async(self, *, retry_num: int | None, msg_ttl_s: int | None) -> None:
@@ -321,7 +328,8 @@ def serve_scf_api(stack: LocalStack, host: str = "127.0.0.1", port: int = 0, ins
     """Start the SCF API for `stack`'s function (serverless.yml), running against `stack`'s stand-in and
     accepting the stand-in's keys. Stop it with .stop() or use it as a context manager."""
     function = ScfFunction(stack.spec, ContainerOptions(env=stack.function_env(), appid=stack.settings.appid),
-                           region=stack.settings.region, instances=instances)
+                           region=stack.settings.region, instances=instances,
+                           log_path=stack.options.data_dir / "function-log.jsonl", on_log=stack.options.on_log)
     return ScfApiServer([function], stack.settings.credentials, host=host, port=port).start()
 
 

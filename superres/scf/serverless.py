@@ -9,6 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from dotenv import dotenv_values
+
+# Names the dotenv file read instead of `<project>/.env` ("" reads none): the test suite sets it so the user's
+# own .env (their bucket and region) never changes what the tests see.
+ENV_FILE_VAR = "SUPERRES_ENV_FILE"
 
 _ENV_RE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _OUTPUT_RE = re.compile(r"\$\{output:(?:[^{}]|\$\{[^{}]*\})*\}")
@@ -52,15 +57,26 @@ class FunctionSpec:
     init_timeout_s: int = 65  # SCF times the cold start (importing the handler) apart from the invocation
 
 
-def read_env_files(root: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """.env.example, then .env, then the process environment: later ones win."""
+def read_env_files(root: Path, environ: Mapping[str, str] | None = None, *,
+                   env_file: Path | str | None = None) -> dict[str, str]:
+    """.env.example, then .env (or `env_file`, else the file $SUPERRES_ENV_FILE names), then the process
+    environment: later ones win. The files are parsed by python-dotenv (quotes, `export`, inline comments)."""
     values: dict[str, str] = {}
-    for name in (".env.example", ".env"):
-        path = root / name
-        if path.is_file():
-            values.update(_parse_dotenv(path.read_text(encoding="utf-8")))
+    for path in (root / ".env.example", dotenv_path(root, env_file)):
+        if path is not None and path.is_file():
+            parsed = dotenv_values(path, encoding="utf-8", interpolate=False)
+            values.update({k: v for k, v in parsed.items() if v is not None})
     values.update(os.environ if environ is None else environ)
     return values
+
+
+def dotenv_path(root: Path, env_file: Path | str | None = None) -> Path | None:
+    """The user's dotenv file: `env_file`, else $SUPERRES_ENV_FILE ("" for none), else `root/.env`."""
+    if env_file is None:
+        env_file = os.environ.get(ENV_FILE_VAR)
+    if env_file is None:
+        return root / ".env"
+    return Path(env_file) if str(env_file) else None
 
 
 def load_function_spec(path: Path | str = "serverless.yml", environ: Mapping[str, str] | None = None) -> FunctionSpec:
@@ -126,6 +142,10 @@ def _resolve(value: object, env: Mapping[str, str], path: Path) -> object:
         def env_value(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in env:
+                example = path.parent / ".env.example"
+                if not example.is_file():
+                    raise ServerlessConfigError(f"{path}: ${{env:{name}}} is not set and {example} is missing; "
+                                                f"restore it (git checkout .env.example) or set {name} in .env")
                 raise ServerlessConfigError(f"{path}: ${{env:{name}}} is not set (add it to .env, see .env.example)")
             return env[name]
 
@@ -136,14 +156,3 @@ def _resolve(value: object, env: Mapping[str, str], path: Path) -> object:
     if isinstance(value, list):
         return [_resolve(v, env, path) for v in value]
     return value
-
-
-def _parse_dotenv(text: str) -> dict[str, str]:
-    values = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, raw = line.partition("=")
-        values[key.strip().removeprefix("export ").strip()] = raw.strip().strip("'\"")
-    return values

@@ -236,11 +236,8 @@ class TriggerDispatcher:
 
     def _record(self, delivery: Delivery) -> None:
         result = delivery.result
-        summary = json.dumps({"logger": "superres.scf", "request_id": result.request_id, "attempt": delivery.attempt,
-                              "ok": result.ok, "error": result.error, "duration_ms": round(result.duration_ms, 1),
-                              "memory_bytes": result.memory_bytes})
         self.deliveries.append(delivery)
-        self._emit([*result.logs, summary])
+        self._emit(invocation_lines(result, delivery.attempt))
         if not result.ok:
             log.warning("invocation %s failed (attempt %d): %s", result.request_id, delivery.attempt, result.error)
 
@@ -255,12 +252,29 @@ class TriggerDispatcher:
     def _emit(self, lines: list[str]) -> None:
         with self._log_lock:
             self.log_lines.extend(lines)
-            if self._log_path is not None:
-                with self._log_path.open("a", encoding="utf-8") as fh:
-                    fh.write("\n".join(lines) + "\n")
-        if self._on_log is not None:
-            for line in lines:
-                self._on_log(line)
+        write_function_log(lines, self._log_path, self._on_log)
+
+
+_FILE_LOCK = threading.Lock()  # the trigger and the local SCF API may append to the same function log
+
+
+def invocation_lines(result: InvokeResult, attempt: int) -> list[str]:
+    """What every local invocation logs, whatever started it (trigger, sync or async Invoke): the function's
+    own lines, then one summary line."""
+    summary = json.dumps({"logger": "superres.scf", "request_id": result.request_id, "attempt": attempt,
+                          "ok": result.ok, "error": result.error, "duration_ms": round(result.duration_ms, 1),
+                          "memory_bytes": result.memory_bytes})
+    return [*result.logs, summary]
+
+
+def write_function_log(lines: list[str], path: Path | None, on_log: Callable[[str], None] | None) -> None:
+    """Append `lines` to the function log file (DATA/function-log.jsonl) and hand each to `on_log`."""
+    if path is not None:
+        with _FILE_LOCK, path.open("a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+    if on_log is not None:
+        for line in lines:
+            on_log(line)
 
 
 def _event_keys(event: dict) -> list[str]:

@@ -262,21 +262,21 @@ class CosService:
         )
 
     def _bucket_from_host(self, host: str) -> str:
+        """The bucket a Host names. Any APPID is served (a bucket exists once created); a bucket answers only in
+        its own region, as COS does: the one it was created in, or the stand-in's configured region."""
+        bucket, region = self._host_parts(host)
+        home = self._store.bucket_region(bucket) or self._settings.region
+        if self._store.bucket_exists(bucket) and region != home:
+            raise no_such_bucket(bucket, f"bucket {bucket} is in region {home}; the Host names {region}")
+        return bucket
+
+    def _host_parts(self, host: str) -> tuple[str, str]:
         host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
         match = _HOST.match(host.lower())
-        expected = f"<BucketName>-{self._settings.appid}.cos.{self._settings.region}.myqcloud.com"
         if match is None:
+            expected = f"<BucketName>-{self._settings.appid}.cos.{self._settings.region}.myqcloud.com"
             raise CosError(400, "InvalidURI", f"Host {host!r} is not a COS bucket host; expected {expected}")
-        if match["region"] != self._settings.region:
-            raise no_such_bucket(
-                match["bucket"],
-                f"this stand-in serves region {self._settings.region}; the Host names {match['region']}",
-            )
-        if match["appid"] != self._settings.appid:
-            raise no_such_bucket(
-                match["bucket"], f"this stand-in serves APPID {self._settings.appid}; the Host names {match['appid']}"
-            )
-        return match["bucket"]
+        return match["bucket"], match["region"]
 
     def _authenticate(self, req: CosRequest) -> None:
         """The Authorization header, or for a presigned URL the same fields in the query string."""
@@ -335,11 +335,13 @@ class CosService:
 
     # ---- buckets --------------------------------------------------------------------------------
     async def _create_bucket(self, req: CosRequest) -> Response:
-        await run_in_threadpool(self._store.create_bucket, req.bucket)
+        region = self._host_parts(req.headers.get("host", ""))[1]
+        await run_in_threadpool(self._store.create_bucket, req.bucket, region)
         return Response(status_code=200)
 
     async def _head_bucket(self, req: CosRequest) -> Response:
-        return Response(status_code=200, headers={"x-cos-bucket-region": self._settings.region})
+        region = self._store.bucket_region(req.bucket) or self._settings.region
+        return Response(status_code=200, headers={"x-cos-bucket-region": region})
 
     async def _list_objects(self, req: CosRequest) -> Response:
         params = req.params

@@ -190,12 +190,15 @@ class ObjectStore:
         # One lock for index and metadata swaps; the slow part (writing data) happens outside it.
         self._lock = threading.RLock()
         self._buckets: dict[str, _BucketIndex] = {}
+        self._regions: dict[str, str | None] = {}
         for bucket_dir in sorted(self._root.iterdir()):
             if bucket_dir.is_dir() and (bucket_dir / "bucket.json").exists():
                 self._buckets[bucket_dir.name] = self._recover_bucket(bucket_dir)
+                self._regions[bucket_dir.name] = _marker_region(bucket_dir / "bucket.json")
 
     # ---- buckets -------------------------------------------------------------------------------
-    def create_bucket(self, bucket: str) -> None:
+    def create_bucket(self, bucket: str, region: str | None = None) -> None:
+        """Create `bucket` (name-appid), in `region` (a COS bucket lives in one region; None: the stand-in's)."""
         if not _BUCKET_DIR.match(bucket):
             raise CosError(400, "InvalidBucketName", f"{bucket!r} is not a valid BucketName-APPID.", bucket)
         with self._lock:
@@ -204,12 +207,19 @@ class ObjectStore:
             path = self._root / bucket
             for sub in ("data", "meta"):
                 (path / sub).mkdir(parents=True, exist_ok=True)
-            _write_atomically(path / "bucket.json", json.dumps({"created": time.time()}).encode())
+            marker = {"created": time.time(), **({"region": region} if region else {})}
+            _write_atomically(path / "bucket.json", json.dumps(marker).encode())
             self._buckets[bucket] = _BucketIndex()
+            self._regions[bucket] = region
 
     def bucket_exists(self, bucket: str) -> bool:
         with self._lock:
             return bucket in self._buckets
+
+    def bucket_region(self, bucket: str) -> str | None:
+        """The region `bucket` was created in (None: created before regions were recorded, or without one)."""
+        with self._lock:
+            return self._regions.get(bucket)
 
     def buckets(self) -> list[str]:
         with self._lock:
@@ -447,3 +457,11 @@ class ObjectStore:
             meta_file.unlink()
             return None
         return info
+
+
+def _marker_region(marker: Path) -> str | None:
+    try:
+        region = json.loads(marker.read_text(encoding="utf-8")).get("region")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return region if isinstance(region, str) else None

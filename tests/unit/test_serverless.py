@@ -27,7 +27,33 @@ def test_process_environment_overrides_env_files():
 def test_dotenv_wins_over_example(tmp_path: Path):
     (tmp_path / ".env.example").write_text("A=1\nB=2\n")
     (tmp_path / ".env").write_text("# comment\nexport B='3'\n")
-    assert read_env_files(tmp_path, environ={}) == {"A": "1", "B": "3"}
+    assert read_env_files(tmp_path, environ={}, env_file=tmp_path / ".env") == {"A": "1", "B": "3"}
+
+
+def test_inline_comment_is_not_part_of_the_value(tmp_path: Path):
+    (tmp_path / ".env").write_text("DEST_PREFIX=results/   # note\nQUOTED='a # b'\n")
+    values = read_env_files(tmp_path, environ={}, env_file=tmp_path / ".env")
+    assert values["DEST_PREFIX"] == "results/"
+    assert values["QUOTED"] == "a # b"
+
+
+def test_suite_reads_no_dotenv_of_the_user(tmp_path: Path):
+    # tests/conftest.py sets SUPERRES_ENV_FILE="": a .env next to serverless.yml is not read.
+    (tmp_path / ".env.example").write_text("BUCKET=photos-1250000000\n")
+    (tmp_path / ".env").write_text("BUCKET=mybucket-1300000000\n")
+    assert read_env_files(tmp_path, environ={}) == {"BUCKET": "photos-1250000000"}
+
+
+def test_env_file_variable_names_the_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "other.env").write_text("BUCKET=other-1300000000\n")
+    monkeypatch.setenv("SUPERRES_ENV_FILE", str(tmp_path / "other.env"))
+    assert read_env_files(tmp_path, environ={}) == {"BUCKET": "other-1300000000"}
+
+
+def test_missing_env_example_is_named(tmp_path: Path):
+    (tmp_path / "serverless.yml").write_text("component: scf\ninputs:\n  region: ${env:REGION}\n")
+    with pytest.raises(ServerlessConfigError, match=r"\.env\.example is missing"):
+        load_function_spec(tmp_path / "serverless.yml", environ={})
 
 
 def test_unset_variable_is_a_clear_error(tmp_path: Path):
