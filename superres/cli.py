@@ -34,3 +34,6 @@ main.add_command(replay_cmd.replay)
 from .commands import backfill_cmd  # noqa: E402
 
 main.add_command(backfill_cmd.backfill)
+from .commands import reconcile_cmd  # noqa: E402
+
+main.add_command(reconcile_cmd.reconcile)
