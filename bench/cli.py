@@ -20,6 +20,8 @@ BENCHMARKS = {
     "sr_speed": "local_sr",
     "sr_rss": "local_sr",
     "backfill": "backfill_rate",
+    "backfill_plan": "backfill_plan",
+    "backfill_submit": "backfill_submit",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 README = DEFAULT_OUT.parent.parent / "README.md"
