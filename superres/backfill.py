@@ -578,6 +578,10 @@ class Backfill:
         except (OSError, ValueError) as exc:
             raise BackfillError(f"{path} is not a readable checkpoint ({exc}): delete it, or pass --no-resume to "
                                 "start over") from None
+        if data.get("version") != CHECKPOINT_VERSION:
+            raise BackfillError(f"{path} was written by another version of superres backfill (checkpoint version "
+                                f"{data.get('version')!r}, this one reads {CHECKPOINT_VERSION}): pass --no-resume to "
+                                "start over (finished objects are found done)")
         ours = self.identity()
         theirs = {name: data.get(name) for name in IDENTITY_FIELDS}
         if theirs != ours:
