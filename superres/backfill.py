@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Protocol
 
 from qcloud_cos import CosS3Client
+from qcloud_cos.cos_exception import CosClientError, CosServiceError
 from superres_fn import (
     CosGateway,
     Endpoint,
@@ -359,6 +360,8 @@ class Backfill:
                                                     max_calls, forced=True), forced=True) from None
         except (OSError, ValueError) as exc:
             raise BackfillError(f"the backfill stopped: {exc}") from exc
+        except (CosServiceError, CosClientError) as exc:
+            raise BackfillError(f"the backfill stopped: {describe_cos_error(exc, opts.endpoint)}") from exc
         finally:
             self._restore_sigint(previous_handler)
             executor.shutdown(wait=not forced, cancel_futures=True)
@@ -643,6 +646,17 @@ class Backfill:
         elif stopped == "max_calls":
             summary["stopped_after_max_calls"] = True
         return summary
+
+
+def describe_cos_error(exc: Exception, endpoint: str | None) -> str:
+    """One line for a failed listing or read: COS's error code and message, or where COS could not be reached."""
+    if isinstance(exc, CosServiceError):
+        return f"{exc.get_error_code()}: {exc.get_error_msg()} ({exc.get_resource_location() or 'COS'})"
+    where = endpoint or "COS"
+    hint = " (is `superres local` running there?)" if endpoint else ""
+    text = str(exc)
+    reason = "connection refused" if "Connection refused" in text else text[:300]
+    return f"cannot reach {where}: {reason}{hint}"
 
 
 def _take(items: Iterator[PlanItem], n: int) -> list[PlanItem]:

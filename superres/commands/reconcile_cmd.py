@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import IO
 
 import click
+from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
+from ..backfill import describe_cos_error
 from ..diffplan import bucket_listing, outputs_for, plan, report_line
 from .backfill_cmd import resolve_where, where_options
 
@@ -50,6 +52,8 @@ def reconcile(bucket: str | None, prefix: str | None, region: str | None, endpoi
                 counts["not_for_the_function"] += 1
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"reconcile stopped: {exc}") from exc
+    except (CosServiceError, CosClientError) as exc:
+        raise click.ClickException(f"reconcile stopped: {describe_cos_error(exc, endpoint)}") from exc
     finally:
         if out_path:
             sink.close()

@@ -372,3 +372,19 @@ def test_rate_limiter_spaces_acquisitions_by_the_rate() -> None:
     assert now[0] == pytest.approx(10 / 50)  # the first token is free, then one per 1/50 s
     limiter.acquire(5)
     assert now[0] == pytest.approx(15 / 50)
+
+
+def test_a_missing_bucket_or_an_unreachable_endpoint_is_one_clear_line(stack: LocalStack, tmp_path: Path) -> None:
+    code, _summary, output = _backfill(stack, "--bucket", "nosuch-1250000000", "--prefix", "x/", "--checkpoint",
+                                       str(tmp_path / "a.json"))
+    assert code == 1
+    assert "Error: the backfill stopped: NoSuchBucket: " in output and "Traceback" not in output
+    result = CliRunner().invoke(main, ["backfill", "--serverless", str(ROOT / "serverless.yml"), "--endpoint",
+                                       "http://127.0.0.1:9", "--prefix", "x/", "--checkpoint",
+                                       str(tmp_path / "b.json"), "--no-progress"])
+    assert result.exit_code == 1
+    assert ("Error: the backfill stopped: cannot reach http://127.0.0.1:9: connection refused (is `superres local` "
+            "running there?)") in result.output
+    result = CliRunner().invoke(main, ["reconcile", "--serverless", str(ROOT / "serverless.yml"), "--endpoint",
+                                       stack.standin.endpoint_url, "--bucket", "nosuch-1250000000"])
+    assert result.exit_code == 1 and "Error: reconcile stopped: NoSuchBucket: " in result.output
