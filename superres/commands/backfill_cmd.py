@@ -140,8 +140,9 @@ def resolve_where(bucket: str | None, prefix: str | None, region: str | None, en
               help="--deployed: records per invocation (each request also stays under the 128 KB async limit, "
                    "counted in UTF-8 bytes); keep batch size x time per image under the function's timeout.")
 @click.option("--reserved-concurrency", "reserved_mb", type=click.IntRange(min=1), default=None, metavar="MB",
-              help="--deployed: the function's reserved concurrency (MB); the rate is kept to what its "
-                   "instances absorb (MB / memorySize instances, --seconds-per-image each).")
+              help="--deployed: the function's reserved concurrency (MB) [default: asked of the SCF API]; the "
+                   "rate is kept to what its instances absorb (MB / memorySize instances, --seconds-per-image "
+                   "each).")
 @click.option("--seconds-per-image", type=click.FloatRange(min=0.01), default=3.0, show_default=True,
               help="--deployed: expected function time per image, to size the rate to --reserved-concurrency.")
 @click.option("--scf-endpoint", envvar=ENDPOINT_ENV, default=None, metavar="HOST:PORT",
@@ -174,6 +175,8 @@ def backfill(bucket: str | None, prefix: str | None, region: str | None, endpoin
         except CredentialsMissing as exc:
             raise click.ClickException(str(exc)) from exc
         deployed = Deployed(client, Target(function, where.region, namespace, qualifier), batch_size)
+        if reserved_mb is None and not dry_run:
+            reserved_mb = _reserved_concurrency_mb(client, deployed.target)
     checkpoint = checkpoint or default_checkpoint(where.bucket, where.prefix)
     options = BackfillOptions(
         bucket=where.bucket, prefix=where.prefix, region=where.region, endpoint=endpoint, concurrency=concurrency,
@@ -221,6 +224,22 @@ def _resume_command(options: BackfillOptions, function: str | None, inventory: s
         args += ["--deployed", function]
     args += ["--checkpoint", str(options.checkpoint)]
     return shlex.join(args)
+
+
+def _reserved_concurrency_mb(client: object, target: Target) -> int | None:
+    """The function's reserved concurrency from the SCF API (GetReservedConcurrencyConfig), None if unset/unknown."""
+    from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+    from tencentcloud.scf.v20180416 import models
+
+    request = models.GetReservedConcurrencyConfigRequest()
+    request.FunctionName, request.Namespace = target.function, target.namespace
+    try:
+        reserved = client.GetReservedConcurrencyConfig(request).ReservedMem  # type: ignore[attr-defined]
+    except TencentCloudSDKException as exc:
+        click.echo(f"could not read {target.function}'s reserved concurrency ({exc.get_code()}): pass "
+                   "--reserved-concurrency MB to keep the rate to what it absorbs", err=True)
+        return None
+    return int(reserved) if reserved else None
 
 
 def _check_writable(path: Path) -> None:

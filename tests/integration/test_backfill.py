@@ -345,6 +345,8 @@ def test_deployed_sends_records_without_a_local_head_in_utf8_sized_batches(
     assert all(r.ok for r in results)
     assert len(_keys_under(stack, "superres/uploads/fanout/")) == 60
     assert requests_seen.count("HEAD") == 60  # the function's own skip-if-done HEADs, none from the backfill
+    # The local SCF API serves Invoke only: the reserved concurrency is asked for, and its absence said.
+    assert f"could not read {stack.spec.name}'s reserved concurrency (InvalidAction)" in output
 
 
 def test_batches_respect_count_and_utf8_byte_limits() -> None:
