@@ -136,6 +136,8 @@ def rows(manifest: Manifest) -> Iterator[ListedObject]:
                 if marker_i is not None and row[marker_i].lower() == "true":
                     continue
                 size = row[size_i] if size_i is not None else ""
+                # Form encoding (a space is '+', a plus '%2B'), as the S3 inventory format COS follows writes it
+                # (cloud-custodian#1997: S3 Inventory keys need unquote_plus); percent-only keys decode the same.
                 yield ListedObject(unquote_plus(row[key_i]), int(size) if size.isdigit() else 0,
                                    row[etag_i] if etag_i is not None else "",
                                    parse_last_modified(row[modified_i]) if modified_i is not None else None)
