@@ -390,3 +390,19 @@ def test_a_missing_bucket_or_an_unreachable_endpoint_is_one_clear_line(stack: Lo
     result = CliRunner().invoke(main, ["reconcile", "--serverless", str(ROOT / "serverless.yml"), "--endpoint",
                                        stack.standin.endpoint_url, "--bucket", "nosuch-1250000000"])
     assert result.exit_code == 1 and "Error: reconcile stopped: NoSuchBucket: " in result.output
+
+
+def test_deployed_max_calls_caps_the_records_sent(stack: LocalStack, png: bytes, tmp_path: Path) -> None:
+    keys = [f"uploads/capped/{i:02d}.png" for i in range(60)]
+    _upload(stack, keys, png)
+    credentials = {k: v for k, v in stack.function_env().items() if k.startswith("TENCENTCLOUD_")}
+    with serve_scf_api(stack) as api:
+        code, summary, output = _backfill(stack, "--prefix", "uploads/capped/", "--deployed", stack.spec.name,
+                                          "--batch-size", "10", "--max-calls", "25", "--scf-endpoint", api.endpoint,
+                                          "--checkpoint", str(tmp_path / "checkpoint.json"), env=credentials)
+        assert code == 0, output
+        assert api.wait_idle(120)
+        calls = list(api.calls)
+    assert summary["processed"] == summary["calls"] == 25 and summary["stopped_after_max_calls"] is True
+    assert sorted(c.records for c in calls) == [5, 10, 10]
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["marker"] == keys[24]
