@@ -15,6 +15,7 @@ from superres.sr import load_engine
 from superres.sr.metrics import crop_to_multiple, downscale_bicubic, psnr_y, ssim_y
 from superres.sr.weights import span_model
 
+from .cpu_peak import CpuPeak, machine_fp32_peak
 from .measure import interleaved, median, progress, run_json_script
 from .report import Goal, Row
 
@@ -70,27 +71,26 @@ def run_sr_speed(quick: bool) -> list[Row]:
 
     arms = {(b, s): timed(b, s) for b in BACKENDS for s in SCALES}
     progress(f"SR speed: {SPEED_PHOTO} ({lr.width}x{lr.height}, {megapixels:.2f} MP), warm-up + {rounds} "
-             f"interleaved rounds of {len(arms)} runs and a matmul peak, {THREADS} threads")
+             f"interleaved rounds of {len(arms)} runs and a matmul, {THREADS} threads")
     results = interleaved({**arms, "matmul": _matmul_gflops}, rounds, warmup=1)  # type: ignore[arg-type,dict-item]
     s_per_mp = {arm: median(results[arm]) / megapixels for arm in arms}
-    gflops = median(results.pop("matmul"))
+    achieved = median(results.pop("matmul"))
     how = (f"median of {rounds} after a warm-up; {lr.width}x{lr.height} LR input; {THREADS} threads; wall time "
            "on a shared box")
     rows = [Row(f"SR x{s} speed: SPAN on {b}", s_per_mp[b, s], "s/MP", note=how if i == 0 else "")
             for i, (b, s) in enumerate(arms)]
-    rows.append(Row("CPU peak: float32 matmul", gflops, "GFLOP/s",
-                    note=f"numpy (OpenBLAS, all {THREADS} cores) {_MATMUL_N}x{_MATMUL_N} float32 matmul, best of "
-                         f"{_MATMUL_REPEATS} per round, median over the same interleaved rounds as the SR runs"))
+    peak, peak_rows = _peak(machine_fp32_peak(), achieved)
+    rows += peak_rows
     flop_per_px = {scale: model_flop_per_input_pixel(scale) for scale in SCALES}
     for scale in SCALES:
-        floor_s = flop_per_px[scale] / 1e3 / gflops  # FLOP/px * 1e6 px/MP / 1e9 FLOP/GFLOP
+        floor_s = flop_per_px[scale] / 1e3 / peak  # FLOP/px * 1e6 px/MP / 1e9 FLOP/GFLOP
         rows += [
             Row(f"SR x{scale} model FLOPs per input pixel", flop_per_px[scale] / 1e3, "kFLOP/px",
                 note="2*Cin*Cout*k*k/groups per output pixel of every Conv, at its resolution, from the ONNX graph "
                      "(shape inference); elementwise ops and the 12 px tile overlap not counted" if scale == 2 else ""),
-            Row(f"SR x{scale} compute floor (model FLOPs / CPU peak)", floor_s, "s/MP",
-                note="a direct-convolution floor: Winograd 3x3 kernels (ncnn) do fewer multiplies than this "
-                     "counts, so a ratio below 1 is possible" if scale == 2 else ""),
+            Row(f"SR x{scale} compute floor (model FLOPs / CPU fp32 peak)", floor_s, "s/MP",
+                note="no implementation can be faster than this with direct convolution; Winograd 3x3 kernels "
+                     "(ncnn) do fewer multiplies than this counts" if scale == 2 else ""),
             *[Row(f"SR x{scale} measured / floor: SPAN on {b}", s_per_mp[b, scale] / floor_s, "x") for b in BACKENDS],
         ]
     return rows
@@ -132,6 +132,27 @@ print(json.dumps({"hwm": hwm(), "base": base, "seconds": seconds}))
 
 _MATMUL_N = 2048
 _MATMUL_REPEATS = 3
+
+
+def _peak(cpu: CpuPeak | None, achieved: float) -> tuple[float, list[Row]]:
+    """The floor's denominator, GFLOP/s: the theoretical fp32 peak, or what the matmul achieved where that is
+    higher (a peak it beats is no peak) or the peak is unknown; and the two rows that say which."""
+    name = "CPU fp32 peak (cores x FMA units x SIMD lanes x 2 x clock)"
+    matmul = (f"numpy (OpenBLAS, all {THREADS} threads) {_MATMUL_N}x{_MATMUL_N} float32 matmul, best of "
+              f"{_MATMUL_REPEATS} per round, median over the same interleaved rounds as the SR runs"
+              + (f"; OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}" if os.environ.get("OPENBLAS_CORETYPE")
+                 else ""))
+    if cpu is None:
+        return achieved, [Row(name, None, "GFLOP/s", note="SIMD width or clock not found in /proc/cpuinfo; the floor "
+                                                         "below uses the achieved matmul, so it is not a strict floor"),
+                          Row("CPU fp32 achieved: float32 matmul", achieved, "GFLOP/s", note=matmul)]
+    beaten = achieved > cpu.gflops
+    return max(cpu.gflops, achieved), [
+        Row(name, cpu.gflops, "GFLOP/s", note=cpu.how),
+        Row("CPU fp32 achieved: float32 matmul", achieved, "GFLOP/s",
+            note=f"{matmul}; {achieved / cpu.gflops:.0%} of the peak"
+                 + ("; above the peak, so the floor below uses this instead" if beaten else "")),
+    ]
 
 
 def _matmul_gflops(_round: int) -> float:

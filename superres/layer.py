@@ -5,7 +5,7 @@ peer-systems.md section 2 lesson 4):
 
 - SCF unpacks a layer into /opt and puts `/var/user:/opt` on PYTHONPATH, so packages sit at the zip ROOT
   (not under `python/`, the AWS Lambda convention).
-- The wheels must match SCF's interpreter (cp310 for the Python3.10 runtime) and Linux x86_64 (manylinux),
+- The wheels must match SCF's interpreter (cp312 for the Python3.12 runtime) and Linux x86_64 (manylinux),
   whatever machine builds the layer: pip gets `--platform/--python-version/--implementation` and
   `--only-binary=:all:`, so nothing is compiled for the build machine by accident.
 - crcmod, a dependency of cos-python-sdk-v5, is published as a source distribution only, which
@@ -30,16 +30,21 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from .scf.serverless import read_env_files
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAYERS_DIR = PROJECT_ROOT / "layers"
 REQUIREMENTS = LAYERS_DIR / "requirements.txt"
 LAYER_NAME = "cos-superres-layer"
-# serverless.yml's `runtime: Python3.10`.
-SCF_PYTHON_VERSION = "3.10"
+# One setting drives the runtime: RUNTIME in .env (.env.example ships the default) is serverless.yml's
+# `runtime`, the layer's `runtimes` and its build folder, and the interpreter the layer's wheels are built for.
+# Why Python3.12 is the default: docs/deploy.md, "Choosing the runtime".
+DEFAULT_RUNTIME = "Python3.12"
+_RUNTIME_RE = re.compile(r"Python(?P<version>3\.\d{1,2})")
 # SCF's Python runtimes run on x86_64 Linux with glibc >= 2.17: manylinux2014 and older tags load there.
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64")
 # Bump when the build recipe changes, so a cached build is not reused.
@@ -75,18 +80,35 @@ class LayerBuild:
                 f"  {', '.join(self.distributions)}")
 
 
+def configured_runtime(root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None) -> str:
+    """RUNTIME from .env.example, .env and the environment (later wins), as serverless.yml resolves it."""
+    return read_env_files(root, environ).get("RUNTIME") or DEFAULT_RUNTIME
+
+
+def python_version_of(runtime: str) -> str:
+    """'Python3.12' -> '3.12'; anything else is refused with the form SCF expects."""
+    match = _RUNTIME_RE.fullmatch(runtime)
+    if match is None:
+        raise LayerBuildError(f"RUNTIME must be an SCF Python runtime such as {DEFAULT_RUNTIME}; got {runtime!r}")
+    return match.group("version")
+
+
+# The shipped default's interpreter (.env.example's RUNTIME).
+SCF_PYTHON_VERSION = python_version_of(DEFAULT_RUNTIME)
+
+
 def default_zip_path(python_version: str = SCF_PYTHON_VERSION) -> Path:
     return LAYERS_DIR / "dist" / f"{LAYER_NAME}-py{python_version.replace('.', '')}.zip"
 
 
 def default_build_dir(python_version: str = SCF_PYTHON_VERSION) -> Path:
-    """The unpacked layer; layers/serverless.yml deploys this folder for the SCF version."""
-    return LAYERS_DIR / "build" / f"py{python_version.replace('.', '')}"
+    """The unpacked layer: layers/serverless.yml deploys ./build/${env:RUNTIME}, i.e. this folder."""
+    return LAYERS_DIR / "build" / f"Python{python_version}"
 
 
 def build_layer(
     *,
-    python_version: str = SCF_PYTHON_VERSION,
+    python_version: str | None = None,
     zip_path: Path | None = None,
     build_dir: Path | None = None,
     requirements: Path = REQUIREMENTS,
@@ -95,8 +117,11 @@ def build_layer(
 ) -> LayerBuild:
     """Install `requirements` for CPython `python_version` on manylinux x86_64 into `build_dir`, zip it.
 
-    With `reuse`, a previous build with the same inputs (requirements, Python version, recipe) is kept.
+    `python_version` defaults to the configured RUNTIME's. With `reuse`, a previous build with the same inputs
+    (requirements, Python version, recipe) is kept.
     """
+    if python_version is None:
+        python_version = python_version_of(configured_runtime())
     if not re.fullmatch(r"3\.\d{1,2}", python_version):
         raise LayerBuildError(f"--python-version must look like 3.10; got {python_version!r}")
     zip_path = Path(zip_path or default_zip_path(python_version))

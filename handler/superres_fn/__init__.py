@@ -11,13 +11,14 @@ from .errors import (
     EventError,
     RecordsFailedError,
     SuperresError,
+    WorkInProgressError,
     is_retryable,
 )
 from .events import CosRecord, RecordSlot, iter_records, parse_record
-from .gateway import CosGateway, Gateway, cos_config
+from .gateway import CosGateway, Gateway, ObjectState, cos_config
 from .log import emit_stdout
 from .pipeline import Invocation, handle_event
-from .plan import Decision, decide, destination, pic_operations
+from .plan import Decision, claim_key, decide, destination, is_fresh, pic_operations
 from .results import ImageInfo, OriginalInfo, ProcessedObject, UploadResult, parse_upload_result
 from .retry import Attempts, RetryPolicy, call_with_retry
 
@@ -35,6 +36,7 @@ __all__ = [
     "Gateway",
     "ImageInfo",
     "Invocation",
+    "ObjectState",
     "OriginalInfo",
     "ProcessedObject",
     "RecordSlot",
@@ -43,12 +45,15 @@ __all__ = [
     "Settings",
     "SuperresError",
     "UploadResult",
+    "WorkInProgressError",
     "call_with_retry",
+    "claim_key",
     "cos_config",
     "decide",
     "destination",
     "emit_stdout",
     "handle_event",
+    "is_fresh",
     "is_retryable",
     "iter_records",
     "load_settings",

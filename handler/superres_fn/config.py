@@ -36,6 +36,7 @@ class Settings(NamedTuple):
     accepted_suffixes: tuple[str, ...] = DEFAULT_SUFFIXES
     max_input_bytes: int = AI_SUPER_RESOLUTION_MAX_BYTES
     skip_existing: bool = True
+    claim_work: bool = True
     region: str | None = None
     endpoint: Endpoint | None = None
     cos_timeout_s: float = 60.0
@@ -54,6 +55,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         accepted_suffixes=_suffixes(env.get("ACCEPTED_SUFFIXES")),
         max_input_bytes=_max_input_bytes(env.get("MAX_INPUT_BYTES")),
         skip_existing=_flag("SKIP_EXISTING", env.get("SKIP_EXISTING"), default=True),
+        claim_work=_flag("CLAIM_WORK", env.get("CLAIM_WORK"), default=True),
         region=(env.get("TENCENTCLOUD_REGION") or "").strip() or None,
         endpoint=parse_endpoint(env.get("COS_ENDPOINT_URL")),
         cos_timeout_s=_positive_float("COS_TIMEOUT_S", env.get("COS_TIMEOUT_S"), default=60.0),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-# Codes that mean "the service is busy or broke for a moment": retrying may succeed.
+# Codes that mean "the service is busy or broke for a moment": retrying may succeed. COS documents SlowDown (503)
+# and RequestTimeout (408, the upload was too slow) as the ones to retry; TooManyRequests is CI's 429.
 _RETRYABLE_CODES = frozenset(
-    {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed", "ClientError"}
+    {"SlowDown", "TooManyRequests", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed"}
 )
 
 
@@ -57,7 +58,13 @@ class CredentialsError(SuperresError):
 
 
 class CosCallError(SuperresError):
-    """A COS or CI request failed. `retryable` follows the HTTP status and the COS error code."""
+    """A COS or CI request failed. `retryable` follows the HTTP status and the COS error code unless the caller
+    knows better (an SDK refusal has no status and is permanent; a transport failure has none and is transient).
+
+    `ambiguous`: the request may have reached the service and done its work although no success came back (a
+    timeout or a reset after the request was sent, a 5xx, an unreadable 2xx). A CI call failing this way may have
+    written its result, so it must be checked for before being sent again.
+    """
 
     code = "CosError"
 
@@ -68,14 +75,25 @@ class CosCallError(SuperresError):
         code: str,
         status: int | None = None,
         cos_request_id: str | None = None,
+        retryable: bool | None = None,
+        ambiguous: bool = False,
     ) -> None:
         super().__init__(message, code=code)
         self.status = status
         self.cos_request_id = cos_request_id
-        self.retryable = is_retryable(status, code)
+        self.retryable = is_retryable(status, code) if retryable is None else retryable
+        self.ambiguous = ambiguous
 
     def as_log(self) -> dict[str, object]:
         return {**super().as_log(), "status": self.status, "cos_request_id": self.cos_request_id}
+
+
+class WorkInProgressError(SuperresError):
+    """Another invocation holds the claim on this upload (a concurrent duplicate delivery): retried later by SCF,
+    when the result is there (then skipped as already done) or the claim has expired."""
+
+    code = "WorkInProgress"
+    retryable = True
 
 
 class DeadlineError(SuperresError):
@@ -94,7 +112,8 @@ class RecordsFailedError(SuperresError):
 
 
 def is_retryable(status: int | None, code: str) -> bool:
-    """5xx, 429, throttling and client-side failures (timeouts, resets: no status) are worth retrying."""
+    """5xx, 429 and the documented throttling codes are worth retrying; every other 4xx is permanent. Without a
+    status (no answer came back) the caller decides; by default such a failure is treated as transient."""
     if code in _RETRYABLE_CODES:
         return True
     if status is None:

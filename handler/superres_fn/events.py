@@ -8,6 +8,7 @@ We strip the prefix, and when the url is present we use it to check the key, dec
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import NamedTuple
@@ -33,6 +34,7 @@ class CosRecord(NamedTuple):
     etag: str | None
     url: str | None
     version_id: str | None
+    warning: str | None = None  # something odd about the record that did not stop it (logged with its line)
 
     @property
     def is_object_created(self) -> bool:
@@ -93,6 +95,7 @@ def parse_record(raw: object, *, default_region: str | None = None) -> CosRecord
     meta = cos_object.get("meta")
     meta = meta if isinstance(meta, Mapping) else {}
 
+    key, warning = _object_key(raw_key, appid, name, url)
     return CosRecord(
         event_name=_text(event.get("eventName"), "event.eventName"),
         event_time=_event_time(event.get("eventTime")),
@@ -100,16 +103,17 @@ def parse_record(raw: object, *, default_region: str | None = None) -> CosRecord
         bucket_name=name,
         appid=appid,
         region=_region(cos_bucket, url, default_region),
-        key=_object_key(raw_key, appid, name, url),
+        key=key,
         raw_key=raw_key,
         size=_size(cos_object.get("size")),
         etag=_meta_value(meta, "ETag"),
         url=url,
         version_id=_optional_text(cos_object.get("vid"), "cos.cosObject.vid") or None,
+        warning=warning,
     )
 
 
-def _object_key(raw_key: str, appid: str, name: str, url: str | None) -> str:
+def _object_key(raw_key: str, appid: str, name: str, url: str | None) -> tuple[str, str | None]:
     prefix = f"/{appid}/{name}/"
     if raw_key.startswith(prefix):
         key = raw_key[len(prefix):]
@@ -122,14 +126,14 @@ def _object_key(raw_key: str, appid: str, name: str, url: str | None) -> str:
         raise EventError("cos.cosObject.key names the bucket itself, not an object", field="cos.cosObject.key")
     url_key = _key_from_url(url)
     if url_key is None or url_key == key:
-        return key
+        return key, None
     # Real events carry the raw key; should a key ever arrive percent-encoded, the url settles it.
     if unquote(key) == url_key:
-        return url_key
-    raise EventError(
-        f"cos.cosObject.key {key[:200]!r} and cos.cosObject.url (decoded: {url_key[:200]!r}) name different objects",
-        field="cos.cosObject.url",
-    )
+        return url_key, None
+    # The key is what COS documents as the object's name; a url that disagrees (encoded differently, say) does not
+    # make the upload less real. Use the key, and say so in the log line.
+    return key, (f"cos.cosObject.url (decoded: {url_key[:200]!r}) names another key than cos.cosObject.key; "
+                 "used the key")
 
 
 def _url(value: object) -> str | None:
@@ -187,7 +191,7 @@ def _event_time(value: object) -> datetime:
         else:
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
     raise EventError(
-        f"event.eventTime must be Unix seconds or an ISO-8601 string; got {value!r:.80}", field="event.eventTime"
+        f"event.eventTime must be Unix seconds or an ISO-8601 string; got {_show(value)}", field="event.eventTime"
     )
 
 
@@ -197,7 +201,7 @@ def _size(value: object) -> int:
     number = _whole_number(value.strip()) if isinstance(value, str) else None
     if number is not None:
         return number
-    raise EventError(f"cos.cosObject.size must be a whole number of bytes; got {value!r:.80}",
+    raise EventError(f"cos.cosObject.size must be a whole number of bytes; got {_show(value)}",
                      field="cos.cosObject.size")
 
 
@@ -219,6 +223,16 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 3, 80, 80, 4, 4
+
+
+def _show(value: object) -> str:
+    """A short repr for error messages; reprlib stops at a depth, where repr() of a value nested thousands deep
+    would raise RecursionError."""
+    return _REPR.repr(value)
+
+
 def _mapping(value: object, field: str) -> Mapping[str, object]:
     if not isinstance(value, Mapping):
         what = "missing" if value is None else f"a {type(value).__name__}, not an object"
@@ -230,7 +244,7 @@ def _text(value: object, field: str, *, allow_int: bool = False) -> str:
     if allow_int and isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value:
-        what = "missing" if value is None else f"{value!r:.80}"
+        what = "missing" if value is None else f"{_show(value)}"
         raise EventError(f"{field} must be a non-empty string; got {what}", field=field)
     if any(ch in value for ch in "\x00\r\n"):
         raise EventError(f"{field} contains NUL or line-break characters", field=field)
@@ -243,7 +257,7 @@ def _optional_text(value: object, field: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise EventError(f"{field} must be a string; got {value!r:.80}", field=field)
+        raise EventError(f"{field} must be a string; got {_show(value)}", field=field)
     if not _is_utf8(value):
         raise EventError(f"{field} is not valid Unicode (lone surrogate)", field=field)
     return value

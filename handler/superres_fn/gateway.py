@@ -1,4 +1,4 @@
-"""The two COS/CI calls the function makes, through cos-python-sdk-v5, with SDK errors made typed."""
+"""The COS/CI calls the function makes, through cos-python-sdk-v5, with every SDK failure made typed."""
 
 from __future__ import annotations
 
@@ -6,30 +6,59 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import Protocol, TypeVar
+from email.utils import parsedate_to_datetime
+from typing import NamedTuple, Protocol, TypeVar
 
+import requests
 from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from .config import Endpoint, Settings
-from .errors import CosCallError, CredentialsError
+from .errors import CosCallError, CredentialsError, SuperresError
 
 T = TypeVar("T")
 
-# The SDK logs every HEAD miss as a WARNING and, at DEBUG, request headers including x-cos-security-token.
-# Should the runtime configure the root logger, those records would print as extra, unstructured lines (or a
-# secret); our one JSON line per record already carries the COS code, message and request id.
-logging.getLogger("qcloud_cos").propagate = False
+# SCF's Python bootstrap sets the root logger to DEBUG with a handler on stdout. Left alone, every request would
+# print urllib3's "Starting new HTTP connection" and request lines, charset detection lines and the SDK's own
+# records (at DEBUG its request headers, x-cos-security-token included) next to our one JSON line per record,
+# which already carries the COS code, message and request id. Their records stop here: no propagation, and a
+# NullHandler so that Python's last-resort handler does not print their warnings to stderr either.
+for _name in ("qcloud_cos", "urllib3", "requests", "charset_normalizer", "chardet"):
+    _quiet = logging.getLogger(_name)
+    _quiet.propagate = False
+    _quiet.addHandler(logging.NullHandler())
+
+
+class ObjectState(NamedTuple):
+    """What a HEAD tells about an object; `last_modified` in Unix seconds (COS gives whole seconds)."""
+
+    last_modified: int | None
+    size: int | None
+    etag: str | None
 
 
 class Gateway(Protocol):
     """`timeout` (seconds) bounds one request; the pipeline passes what is left of the invocation."""
 
-    def exists(self, bucket: str, key: str, region: str, timeout: float | None = None) -> bool: ...
+    def head(self, bucket: str, key: str, region: str, timeout: float | None = None) -> ObjectState | None: ...
 
     def image_process(
         self, bucket: str, key: str, region: str, pic_operations: str, timeout: float | None = None
     ) -> object: ...
+
+    def create_if_absent(self, bucket: str, key: str, region: str, body: bytes, timeout: float | None = None) -> bool:
+        ...
+
+    def delete(self, bucket: str, key: str, region: str, timeout: float | None = None) -> None: ...
+
+
+class _LastResponse(threading.local):
+    """The status and headers of the last HTTP answer on this thread (a `requests` response hook fills it), so an
+    SDK failure that hides them (an error body the SDK cannot parse, a HEAD error) can still be typed by status
+    and carry x-cos-request-id."""
+
+    status: int | None = None
+    headers: Mapping[str, str] | None = None
 
 
 class CosGateway:
@@ -44,23 +73,57 @@ class CosGateway:
         self._environ = os.environ if environ is None else environ
         self._clients: dict[tuple[str, str, str, str | None], CosS3Client] = {}
         self._lock = threading.Lock()
+        self._last = _LastResponse()
+        # Our own session (the SDK otherwise shares a process-wide one), so the hook sees only our requests.
+        self._session = requests.Session()
+        self._session.hooks["response"].append(self._record_response)
+
+    def head(self, bucket: str, key: str, region: str, timeout: float | None = None) -> ObjectState | None:
+        """The object's state, or None when COS answers 404."""
+        try:
+            headers = self._typed(lambda: self._client(region, timeout).head_object(Bucket=bucket, Key=key))
+        except CosCallError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return ObjectState(_unix_seconds(headers.get("Last-Modified")), _int(headers.get("Content-Length")),
+                           headers.get("ETag"))
 
     def exists(self, bucket: str, key: str, region: str, timeout: float | None = None) -> bool:
-        client = self._client(region, timeout)
-        return _typed(lambda: bool(client.object_exists(Bucket=bucket, Key=key)))
+        return self.head(bucket, key, region, timeout) is not None
 
     def image_process(
         self, bucket: str, key: str, region: str, pic_operations: str, timeout: float | None = None
     ) -> object:
-        client = self._client(region, timeout)
-        _headers, data = _typed(lambda: client.ci_image_process(Bucket=bucket, Key=key, PicOperations=pic_operations))
+        _headers, data = self._typed(lambda: self._client(region, timeout).ci_image_process(
+            Bucket=bucket, Key=key, PicOperations=pic_operations), ci=True)
+        if not data:
+            # A 2xx whose body the SDK could not read: CI may well have written the result.
+            raise CosCallError("CI answered 200 with no readable UploadResult", code="MalformedResponse", status=200,
+                               cos_request_id=self._request_id(), retryable=True, ambiguous=True)
         return data
+
+    def create_if_absent(self, bucket: str, key: str, region: str, body: bytes, timeout: float | None = None) -> bool:
+        """PUT with x-cos-forbid-overwrite: true. False when the key exists (409 FileAlreadyExists)."""
+        try:
+            self._typed(lambda: self._client(region, timeout).put_object(Bucket=bucket, Key=key, Body=body,
+                                                  ContentType="application/json",
+                                                  Metadata={"x-cos-forbid-overwrite": "true"}))
+        except CosCallError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def delete(self, bucket: str, key: str, region: str, timeout: float | None = None) -> None:
+        self._typed(lambda: self._client(region, timeout).delete_object(Bucket=bucket, Key=key))
 
     def _client(self, region: str, timeout: float | None = None) -> CosS3Client:
         secret_id, secret_key, token = _credentials(self._environ)
         if timeout is not None and timeout < self._settings.cos_timeout_s:
             # Near the invocation's end: a one-off client whose timeout ends before SCF would kill us.
-            return CosS3Client(self._config(region, secret_id, secret_key, token, timeout), retry=0)
+            return CosS3Client(self._config(region, secret_id, secret_key, token, timeout), retry=0,
+                               session=self._session)
         cache_key = (region, secret_id, secret_key, token)
         with self._lock:
             client = self._clients.get(cache_key)
@@ -68,10 +131,60 @@ class CosGateway:
                 # Credentials changed (or first use): drop clients built with the old keys.
                 self._clients = {k: v for k, v in self._clients.items() if k[1:] == cache_key[1:]}
                 client = CosS3Client(
-                    self._config(region, secret_id, secret_key, token, self._settings.cos_timeout_s), retry=0
+                    self._config(region, secret_id, secret_key, token, self._settings.cos_timeout_s), retry=0,
+                    session=self._session,
                 )
                 self._clients[cache_key] = client
             return client
+
+    def _record_response(self, response: requests.Response, *args: object, **kwargs: object) -> None:
+        self._last.status = response.status_code
+        self._last.headers = response.headers
+
+    def _request_id(self) -> str | None:
+        headers = self._last.headers
+        return headers.get("x-cos-request-id") if headers is not None else None
+
+    def _typed(self, call: Callable[[], T], *, ci: bool = False) -> T:
+        """Run an SDK call, turning whatever it raises into CosCallError: COS code, status, request id, and whether
+        retrying may help (`retryable`) or the work may have been done all the same (`ambiguous`)."""
+        self._last.status = self._last.headers = None
+        try:
+            return call()
+        except SuperresError:
+            raise  # CredentialsError from building the client
+        except CosServiceError as exc:
+            raise self._service_error(exc, ci) from None
+        except CosClientError as exc:
+            raise _client_error(exc, ci) from None
+        except Exception as exc:  # noqa: BLE001 - the SDK's own failures (KeyError, ParseError...) on odd answers
+            status = self._last.status
+            message = f"the SDK failed on COS's answer ({type(exc).__name__}: {exc})"[:500]
+            if status is None:
+                # Nothing came back: the SDK refused before sending (a bug or an argument it rejects).
+                raise CosCallError(message, code="SdkError", retryable=False) from None
+            raise CosCallError(message, code=f"HTTP{status}", status=status, cos_request_id=self._request_id(),
+                               ambiguous=ci and (status < 300 or status >= 500)) from None
+
+    def _service_error(self, exc: CosServiceError, ci: bool) -> CosCallError:
+        status = exc.get_status_code()
+        digest = exc.get_digest_msg()
+        info = digest if isinstance(digest, Mapping) else {}
+        code = info.get("code") if isinstance(info.get("code"), str) else None
+        message = info.get("message") if isinstance(info.get("message"), str) else None
+        request_id = info.get("requestid") or info.get("RequestId") or self._request_id()
+        if not code or code in ("Unknown", "NoSuchResource"):
+            # A HEAD error has no body; COS names the code in x-cos-error-code when it can, else the status says.
+            code = self._header("x-cos-error-code") or f"HTTP{status}"
+        return CosCallError(
+            message or f"COS answered HTTP {status}", code=code, status=status,
+            cos_request_id=request_id if isinstance(request_id, str) else None,
+            ambiguous=ci and status >= 500 and code != "SlowDown",
+        )
+
+    def _header(self, name: str) -> str | None:
+        headers = self._last.headers
+        return headers.get(name) if headers is not None else None
 
     def _config(
         self, region: str, secret_id: str, secret_key: str, token: str | None, timeout: float
@@ -116,25 +229,31 @@ def _credentials(environ: Mapping[str, str]) -> tuple[str, str, str | None]:
     return secret_id, secret_key, environ.get("TENCENTCLOUD_SESSIONTOKEN", "").strip() or None
 
 
-def _typed(call: Callable[[], T]) -> T:
-    """Run an SDK call, turning its exceptions into CosCallError with the COS code and retry decision."""
+def _client_error(exc: CosClientError, ci: bool) -> CosCallError:
+    """The SDK raises CosClientError for two different things: its own refusal of an argument (a bucket or region
+    of the wrong form: permanent, nothing was sent) and a transport failure (raised while handling the `requests`
+    exception, which is therefore its __context__: transient)."""
+    cause = exc.__context__
+    text = str(exc.get_message() if hasattr(exc, "get_message") else exc)[:500]
+    if not isinstance(cause, requests.RequestException):
+        return CosCallError(f"the SDK refused the request: {text}", code="InvalidRequest", retryable=False)
+    # Refused or timed out while connecting: the request never left. Anything else may have reached CI.
+    unsent = isinstance(cause, requests.ConnectTimeout) or (
+        isinstance(cause, requests.ConnectionError) and "NewConnectionError" in repr(cause.args)
+    )
+    code = "Timeout" if isinstance(cause, requests.Timeout) else "ConnectionError"
+    return CosCallError(text or "the request to COS failed before an answer came back", code=code, retryable=True,
+                        ambiguous=ci and not unsent)
+
+
+def _unix_seconds(value: str | None) -> int | None:
+    if not value:
+        return None
     try:
-        return call()
-    except CosServiceError as exc:
-        status = exc.get_status_code()
-        code = exc.get_error_code()
-        raise CosCallError(
-            exc.get_error_msg() or f"COS answered HTTP {status}",
-            # A HEAD error has no body, so the SDK has no code to give ("Unknown"): name the status instead.
-            code=code if code and code != "Unknown" else f"HTTP{status}",
-            status=status,
-            cos_request_id=exc.get_request_id(),
-        ) from None
-    except CosClientError as exc:
-        # Connection refused/reset, timeouts: no HTTP status, worth retrying.
-        raise CosCallError(_client_error_message(exc), code="ClientError") from None
+        return int(parsedate_to_datetime(value).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
-def _client_error_message(exc: CosClientError) -> str:
-    text = str(exc.get_message() if hasattr(exc, "get_message") else exc)
-    return text[:500] or "the request to COS failed before an answer came back"
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None

@@ -7,11 +7,11 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple, TypeVar
 
 from .config import Settings
-from .errors import EventError, RecordsFailedError, SuperresError
+from .errors import CosCallError, EventError, RecordsFailedError, SuperresError, WorkInProgressError
 from .events import CosRecord, RecordSlot, iter_records
-from .gateway import Gateway
+from .gateway import Gateway, ObjectState
 from .log import Emit, emit_stdout
-from .plan import Decision, decide, pic_operations
+from .plan import Decision, claim_key, decide, is_fresh, pic_operations
 from .results import parse_upload_result
 from .retry import DEFAULT_POLICY, Attempts, RetryPolicy, call_with_retry
 
@@ -19,6 +19,10 @@ T = TypeVar("T")
 
 # Used when the context carries no time limit (a local call without one).
 _DEFAULT_TIME_LIMIT_MS = 60_000
+# After an ambiguous CI failure, the destination is watched at least this long before CI is called again.
+_MIN_WATCH_S = 2.0
+# Added to a claim's time to live: COS's clock and ours may differ by a few seconds.
+_CLAIM_SLACK_S = 30.0
 
 
 class Invocation(NamedTuple):
@@ -30,6 +34,7 @@ class Invocation(NamedTuple):
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     policy: RetryPolicy = DEFAULT_POLICY
+    wall: Callable[[], float] = time.time  # Unix time, to age claims against COS's Last-Modified
 
 
 def handle_event(event: object, context: object, invocation: Invocation) -> dict[str, object]:
@@ -37,7 +42,10 @@ def handle_event(event: object, context: object, invocation: Invocation) -> dict
     started = invocation.clock()
     ctx = context if isinstance(context, Mapping) else {}
     request_id = str(ctx.get("request_id") or "")
-    deadline = started + _time_budget_s(ctx)
+    budget_s = _time_budget_s(ctx)
+    deadline = started + budget_s
+    # A claim older than one whole invocation (plus slack for clocks) belongs to an invocation that died.
+    claim_ttl_s = budget_s + _CLAIM_SLACK_S
     summary: dict[str, object] = {"request_id": request_id, "processed": 0, "skipped": 0, "failed": 0, "records": []}
 
     try:
@@ -51,7 +59,7 @@ def handle_event(event: object, context: object, invocation: Invocation) -> dict
     seen: set[tuple[str, str, str | None, int]] = set()
     retry_later: list[str] = []
     for slot in slots:
-        outcome = _handle_slot(slot, seen, request_id, deadline, invocation)
+        outcome = _handle_slot(slot, seen, request_id, deadline, claim_ttl_s, invocation)
         summary[_COUNTERS[outcome["outcome"]]] += 1  # type: ignore[operator]
         summary["records"].append(  # type: ignore[union-attr]
             {k: outcome.get(k) for k in ("index", "key", "outcome", "reason", "dest_key")}
@@ -71,7 +79,7 @@ _COUNTERS = {"processed": "processed", "skipped": "skipped", "failed": "failed",
 
 def _handle_slot(
     slot: RecordSlot, seen: set[tuple[str, str, str | None, int]], request_id: str, deadline: float,
-    invocation: Invocation,
+    claim_ttl_s: float, invocation: Invocation,
 ) -> dict[str, object]:
     started = invocation.clock()
     line: dict[str, object] = {**_base(request_id), "index": slot.index}
@@ -82,21 +90,25 @@ def _handle_slot(
 
     record = slot.record
     line.update(_record_fields(record, invocation.settings.magnify))
+    if record.warning:
+        line["warning"] = record.warning
     attempts = Attempts()  # CI calls made for this record (each one may be billed)
+    claims = invocation.settings.claim_work
     try:
         decision = decide(
             record,
             invocation.settings,
-            exists=lambda bucket, key: _retrying(
-                lambda: invocation.gateway.exists(bucket, key, record.region, _left(deadline, invocation)),
-                deadline, Attempts(), invocation,
-            ),
+            # With claims, the destination is looked at once the claim is held (see _claimed).
+            exists=None if claims else (
+                lambda bucket, key: _result_state(record, bucket, key, deadline, invocation) is not None),
             duplicate=record.identity in seen,
         )
         seen.add(record.identity)
         line.update(dest_bucket=decision.dest_bucket, dest_key=decision.dest_key)
         if not decision.should_process:
             line.update(outcome="skipped", reason=decision.reason, detail=decision.detail)
+        elif claims:
+            line.update(_claimed(record, decision, deadline, claim_ttl_s, attempts, invocation, line))
         else:
             line.update(_super_resolve(record, decision, deadline, attempts, invocation))
     except SuperresError as exc:
@@ -108,15 +120,98 @@ def _handle_slot(
     return _finish(line, started, invocation)
 
 
+def _result_state(
+    record: CosRecord, bucket: str, key: str, deadline: float, invocation: Invocation
+) -> ObjectState | None:
+    """The destination's state if it holds a result at least as new as this upload (the freshness rule), else None."""
+    state = _retrying(lambda: invocation.gateway.head(bucket, key, record.region, _left(deadline, invocation)),
+                      deadline, Attempts(), invocation)
+    return state if state is not None and is_fresh(state.last_modified, record.event_time) else None
+
+
+def _claimed(
+    record: CosRecord, decision: Decision, deadline: float, claim_ttl_s: float, attempts: Attempts,
+    invocation: Invocation, line: dict[str, object],
+) -> dict[str, object]:
+    """Hold a claim on the work while calling CI, so that a concurrent duplicate delivery does not call it too.
+
+    The claim is an object written with x-cos-forbid-overwrite: true; whoever writes it first does the work. The
+    other invocation fails with WorkInProgress (retryable), and SCF's retry then finds the result done. A claim left
+    by an invocation that died is taken over once it is older than the invocation's time limit.
+    """
+    gateway, bucket, key = invocation.gateway, decision.dest_bucket, claim_key(decision, invocation.settings)
+    body = f'{{"source":"{record.bucket}/{record.key}","request_id":"{line.get("request_id")}"}}'.encode(
+        "utf-8", "backslashreplace")
+
+    def take() -> bool:
+        def put() -> bool:
+            return gateway.create_if_absent(bucket, key, record.region, body, _left(deadline, invocation))
+
+        return _retrying(put, deadline, Attempts(), invocation)
+
+    if not take():
+        claim = _retrying(lambda: gateway.head(bucket, key, record.region, _left(deadline, invocation)),
+                          deadline, Attempts(), invocation)
+        stale = claim is not None and claim.last_modified is not None and (
+            invocation.wall() - claim.last_modified > claim_ttl_s)
+        if claim is not None and not stale:
+            raise WorkInProgressError(f"another invocation is processing this upload (claim {key!r}); SCF's retry "
+                                      "will find its result")
+        if stale:
+            _retrying(lambda: gateway.delete(bucket, key, record.region, _left(deadline, invocation)),
+                      deadline, Attempts(), invocation)
+        if not take():
+            raise WorkInProgressError(f"another invocation took over the claim {key!r} first")
+    try:
+        # Looked at under the claim: a result stored by an earlier (or a concurrent, now finished) delivery is seen.
+        if invocation.settings.skip_existing and _result_state(
+                record, decision.dest_bucket, decision.dest_key, deadline, invocation) is not None:
+            return {"outcome": "skipped", "reason": "already_done",
+                    "detail": "the destination holds a result at least as new as this upload (SKIP_EXISTING)"}
+        return _super_resolve(record, decision, deadline, attempts, invocation)
+    finally:
+        try:
+            gateway.delete(bucket, key, record.region, max(_left(deadline, invocation), 1.0))
+        except SuperresError as exc:
+            # Not fatal: the claim expires. Say so in the record's line.
+            line["warning"] = f"claim {key!r} not released ({exc.code}); it expires after the function's time limit"
+
+
 def _super_resolve(
     record: CosRecord, decision: Decision, deadline: float, attempts: Attempts, invocation: Invocation
 ) -> dict[str, object]:
+    """Call CI until it answers or fails for good. After a failure that leaves it unknown whether CI did the work
+    (timeout, reset after sending, 5xx, unreadable 2xx), the destination is watched before any new call: CI may still
+    be writing. A result that lands ends the record (`confirmed_by: head`); only when none has landed after as long
+    again as the failed call took (at least _MIN_WATCH_S) is CI called again."""
     operations = pic_operations(decision, record.bucket, invocation.settings.magnify)
-    data = _retrying(
-        lambda: invocation.gateway.image_process(record.bucket, record.key, record.region, operations,
-                                                 _left(deadline, invocation)),
-        deadline, attempts, invocation,
-    )
+    unsure = False
+    watch_s = 0.0
+    confirmed: list[ObjectState] = []
+
+    def attempt() -> object:
+        nonlocal unsure, watch_s
+        if unsure:
+            state = _watch(record, decision, deadline, watch_s, invocation)
+            if state is not None:
+                confirmed.append(state)
+                return None
+            unsure = False
+        attempts.count += 1
+        started = invocation.clock()
+        try:
+            return invocation.gateway.image_process(record.bucket, record.key, record.region, operations,
+                                                    _left(deadline, invocation))
+        except CosCallError as exc:
+            unsure = exc.ambiguous
+            watch_s = max(_MIN_WATCH_S, invocation.clock() - started)
+            raise
+
+    data = _retrying(attempt, deadline, Attempts(), invocation)
+    if confirmed:
+        state = confirmed[0]
+        return {"outcome": "processed", "reason": "processed", "confirmed_by": "head",
+                "result": {"key": decision.dest_key, "size": state.size, "etag": state.etag}, "original": None}
     result = parse_upload_result(data)
     stored = result.find(decision.dest_key) or (result.objects[0] if len(result.objects) == 1 else None)
     original = result.original.image if result.original else None
@@ -128,6 +223,20 @@ def _super_resolve(
         if original
         else None,
     }
+
+
+def _watch(
+    record: CosRecord, decision: Decision, deadline: float, watch_s: float, invocation: Invocation
+) -> ObjectState | None:
+    """HEAD the destination now and then, for up to `watch_s` seconds, until a fresh result is there."""
+    until = min(invocation.clock() + watch_s, deadline - invocation.policy.min_attempt_s)
+    pause = 0.25
+    while True:
+        state = _result_state(record, decision.dest_bucket, decision.dest_key, deadline, invocation)
+        if state is not None or invocation.clock() + pause > until:
+            return state
+        invocation.sleep(pause)
+        pause = min(pause * 2, 2.0)
 
 
 def _retrying(fn: Callable[[], T], deadline: float, attempts: Attempts, invocation: Invocation) -> T:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import NamedTuple
 
 from .config import Settings
@@ -11,6 +13,8 @@ from .events import CosRecord
 
 # COS refuses object keys longer than this many UTF-8 bytes.
 MAX_KEY_BYTES = 850
+# Claims on work in progress (CLAIM_WORK) live in this folder under DEST_PREFIX.
+CLAIMS_FOLDER = ".claims/"
 
 PROCESS = "process"
 SKIP = "skip"
@@ -40,7 +44,8 @@ def decide(
     exists: Callable[[str, str], bool] | None = None,
     duplicate: bool = False,
 ) -> Decision:
-    """Decide what to do with one record; `exists(bucket, key)` HEADs the destination, and runs last."""
+    """Decide what to do with one record; `exists(bucket, key)` tells whether an up-to-date result is already at the
+    destination (the pipeline HEADs it and applies the freshness rule), and runs last."""
     dest_bucket, dest_key = destination(record.bucket, record.key, settings)
 
     def skip(reason: str, detail: str) -> Decision:
@@ -73,7 +78,7 @@ def decide(
     if len(dest_key.encode()) > MAX_KEY_BYTES:
         return skip("destination_key_too_long", f"DEST_PREFIX + key exceeds COS's {MAX_KEY_BYTES}-byte key limit")
     if settings.skip_existing and exists is not None and exists(dest_bucket, dest_key):
-        return skip("already_done", "the destination object exists (SKIP_EXISTING)")
+        return skip("already_done", "the destination holds a result at least as new as this upload (SKIP_EXISTING)")
     return Decision(PROCESS, "accepted", dest_bucket, dest_key)
 
 
@@ -88,6 +93,23 @@ def pic_operations(decision: Decision, record_bucket: str, magnify: int) -> str:
     # ASCII-only JSON (\uXXXX escapes): HTTP header values travel as Latin-1, so a raw CJK or emoji key in
     # the fileid would be mangled on the wire and break the request signature.
     return json.dumps({"is_pic_info": 1, "rules": [rule]}, ensure_ascii=True, separators=(",", ":"))
+
+
+def claim_key(decision: Decision, settings: Settings) -> str:
+    """Where the claim on this record's work lives: under DEST_PREFIX (never watched by the trigger, writable by the
+    function's role), in a folder of its own, named by a digest of the destination so that any key fits."""
+    digest = hashlib.sha256(f"{decision.dest_bucket}/{decision.dest_key}".encode()).hexdigest()
+    return settings.dest_prefix + CLAIMS_FOLDER + digest
+
+
+def is_fresh(last_modified: int | None, event_time: datetime) -> bool:
+    """The freshness rule: a result counts as done only when it is at least as new as the upload it answers.
+
+    Both sides are whole seconds (COS's Last-Modified and the event's eventTime), so a result written in the same
+    second as a later re-upload of its source counts as fresh: that re-upload is not processed again. A result
+    without a Last-Modified is taken as done (its age cannot be told, and calling CI again may bill twice).
+    """
+    return last_modified is None or last_modified >= int(event_time.timestamp())
 
 
 def _suffix(key: str) -> str:

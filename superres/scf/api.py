@@ -11,6 +11,8 @@ and the answer has the shape of the real API (shared/spec/tencent-platform-facts
         api.wait_idle()                      # async (InvocationType=Event) invocations finished
 
 Limits enforced as SCF does: ClientContext at most 128 KB for InvocationType=Event, 6 MB for sync.
+UpdateFunctionEventInvokeConfig / GetFunctionEventInvokeConfig set and read the async retry count and message
+retention (`superres deploy-config`); the retry count governs the async deliveries here.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ ASYNC_EVENT_MAX_BYTES = 128 * 1024
 SYNC_EVENT_MAX_BYTES = 6 * 1024 * 1024
 # LogType=Tail returns the last 4 KB of the invocation's log.
 LOG_TAIL_BYTES = 4096
+EVENT_INVOKE_CONFIG_ACTIONS = ("UpdateFunctionEventInvokeConfig", "GetFunctionEventInvokeConfig")
+# SCF's defaults for async invocations: 2 retries after an execution error, events kept 6 hours (doc 583/41138).
+DEFAULT_RETRY_NUM = 2
+DEFAULT_MSG_TTL_S = 21600
 # TencentCloud API 3.0 rejects requests whose X-TC-Timestamp is more than 5 minutes off.
 MAX_CLOCK_SKEW_S = 300
 
@@ -71,6 +77,8 @@ class ScfFunction:
     options: ContainerOptions
     region: str
     instances: int = 2
+    retry_num: int = DEFAULT_RETRY_NUM
+    msg_ttl_s: int = DEFAULT_MSG_TTL_S
     _pool: list[FunctionContainer] = field(default_factory=list, repr=False)
     _idle: list[FunctionContainer] = field(default_factory=list, repr=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
@@ -98,8 +106,20 @@ class ScfFunction:
             if self._async is None:
                 # SCF's async path: a queue, warm instances, 2 retries after an execution error.
                 self._async = TriggerDispatcher(self.spec, self.options, region=self.region,
-                                                instances=self.instances)
+                                                instances=self.instances, retries=self.retry_num)
         return self._async.submit(event)
+
+    def configure_async(self, *, retry_num: int | None, msg_ttl_s: int | None) -> None:
+        with self._cond:
+            if retry_num is not None:
+                self.retry_num = retry_num
+                if self._async is not None:
+                    self._async.retries = retry_num
+            if msg_ttl_s is not None:
+                self.msg_ttl_s = msg_ttl_s
+
+    def async_trigger_config(self) -> dict[str, object]:
+        return {"RetryConfig": [{"RetryNum": self.retry_num}], "MsgTTL": self.msg_ttl_s}
 
     @property
     def async_results(self) -> list[InvokeResult]:
@@ -187,17 +207,44 @@ class ScfApiServer:
                 params = json.loads(body or b"{}")
             except ValueError:
                 raise ApiError("InvalidParameter", "the request body is not JSON") from None
+            if action in EVENT_INVOKE_CONFIG_ACTIONS:
+                return JSONResponse({"Response": {**self._event_invoke_config(action, params),
+                                                  "RequestId": request_id}})
             if action == "Invoke":
                 result = await self._invoke(action, params, event_field="ClientContext",
                                             invocation_type=params.get("InvocationType") or "RequestResponse")
             elif action == "InvokeFunction":
                 result = await self._invoke(action, params, event_field="Event", invocation_type="RequestResponse")
             else:
-                raise ApiError("InvalidAction", f"action {action!r} is not served here (Invoke, InvokeFunction)")
+                raise ApiError("InvalidAction", f"action {action!r} is not served here (Invoke, InvokeFunction, "
+                               f"{', '.join(EVENT_INVOKE_CONFIG_ACTIONS)})")
         except ApiError as exc:
             return JSONResponse({"Response": {"Error": {"Code": exc.code, "Message": exc.message},
                                               "RequestId": request_id}})
         return JSONResponse({"Response": {"Result": result, "RequestId": request_id}})
+
+    def _event_invoke_config(self, action: str, params: dict) -> dict[str, object]:
+        """UpdateFunctionEventInvokeConfig / GetFunctionEventInvokeConfig: the async retry count and message
+        retention (AsyncTriggerConfig {RetryConfig: [{RetryNum}], MsgTTL}); the retry count then governs this
+        function's async deliveries here, as it does on SCF."""
+        name = params.get("FunctionName") or ""
+        namespace = params.get("Namespace") or "default"
+        function = self.functions.get((namespace, name))
+        if function is None:
+            raise ApiError("ResourceNotFound.FunctionName", f"function {name!r} not found in namespace {namespace!r}")
+        if action == "GetFunctionEventInvokeConfig":
+            return {"AsyncTriggerConfig": function.async_trigger_config()}
+        config = params.get("AsyncTriggerConfig")
+        if not isinstance(config, dict):
+            raise ApiError("MissingParameter", "AsyncTriggerConfig is required")
+        retry = config.get("RetryConfig") or []
+        retry_num, msg_ttl = (retry[0].get("RetryNum") if retry else None), config.get("MsgTTL")
+        for field_name, value in (("RetryConfig.RetryNum", retry_num), ("MsgTTL", msg_ttl)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ApiError("InvalidParameterValue.AsyncTriggerConfig",
+                               f"AsyncTriggerConfig.{field_name} must be a non-negative integer; got {value!r}")
+        function.configure_async(retry_num=retry_num, msg_ttl_s=msg_ttl)
+        return {}
 
     async def _invoke(self, action: str, params: dict, *, event_field: str, invocation_type: str) -> dict[str, object]:
         name = params.get("FunctionName") or ""

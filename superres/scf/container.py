@@ -94,7 +94,14 @@ class FunctionContainer:
             request = {"event": event, "context": self._context(request_id)}
             started = time.monotonic()
             try:
-                self._proc.stdin.write(json.dumps(request) + "\n")
+                payload = json.dumps(request) + "\n"
+            except (TypeError, ValueError, RecursionError) as exc:
+                # Nested past what json can write, say: this invocation fails, the instance lives on.
+                return InvokeResult(request_id=request_id, ok=False, return_value=None, logs=(), duration_ms=0.0,
+                                    memory_bytes=0, error={"errorCode": -1, "errorMessage": "event is not valid JSON",
+                                                           "errorType": type(exc).__name__, "message": str(exc)[:500]})
+            try:
+                self._proc.stdin.write(payload)
                 self._proc.stdin.flush()
             except (BrokenPipeError, OSError):
                 pass  # the instance died at start-up; its log says why

@@ -4,10 +4,15 @@ Standard library only, so it can run with nothing but the code folder and a laye
 (SCF sets PYTHONPATH=/var/user:/opt). Invocations arrive as JSON lines on stdin; the handler's stdout and
 stderr are the function's log; each result goes back as one JSON line on the file descriptor named by
 SUPERRES_RESULT_FD, after a marker line on stdout that closes that invocation's log.
+
+Logging is set up as Tencent's published Python bootstrap does it (tencentyun/scfcli, runtime/python3.6/
+bootstrap.py, main()): the root logger at DEBUG with a StreamHandler on stdout, so every record any library logs
+reaches the function's log, as it does in the cloud, and the tests see what SCF users see.
 """
 
 import importlib
 import json
+import logging
 import os
 import resource
 import sys
@@ -25,16 +30,24 @@ def main() -> int:
     for path in reversed([code_dir, *layer_dirs]):
         sys.path.insert(0, path)
     os.chdir(code_dir)
+    _bootstrap_logging()
     function, init_error = _load(handler)
     sys.stderr.flush()
     print(LOG_READY, flush=True)
     for line in sys.stdin:
-        request = json.loads(line)
         started = time.perf_counter()
-        if init_error is not None:
-            response = {"ok": False, "error": init_error}
+        try:
+            request = json.loads(line)
+            event, context = request["event"], request["context"]
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            # An event SCF could not hand to the function (nested past what json can read, say): a failed
+            # invocation, not a dead instance.
+            response = {"ok": False, "error": _error("event could not be decoded", exc)}
         else:
-            response = _invoke(function, request["event"], request["context"])
+            if init_error is not None:
+                response = {"ok": False, "error": init_error}
+            else:
+                response = _invoke(function, event, context)
         sys.stdout.flush()
         sys.stderr.flush()
         print(LOG_END, flush=True)
@@ -43,6 +56,13 @@ def main() -> int:
         results.write(json.dumps(response, default=str) + "\n")
         results.flush()
     return 0
+
+
+def _bootstrap_logging():
+    """What the SCF bootstrap does before loading the function: root logger DEBUG, a StreamHandler on stdout."""
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    root.addHandler(logging.StreamHandler(sys.stdout))
 
 
 def _peak_rss_bytes():
@@ -74,8 +94,8 @@ def _invoke(function, event, context):
         traceback.print_exc()
         return {"ok": False, "error": _error("user code exception caught", exc)}
     try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
+        json.dumps(value, ensure_ascii=False)  # as the bootstrap serialises the return value
+    except (TypeError, ValueError, RecursionError) as exc:
         return {"ok": False, "error": _error("return value is not JSON serializable", exc)}
     return {"ok": True, "return": value}
 

@@ -44,7 +44,7 @@ from superres.standin.events import (
     EventSink,
     ObjectCreatedCallback,
 )
-from superres.standin.images import MAX_SOURCE_BYTES
+from superres.standin.images import BASIC_LIMITS
 from superres.standin.multipart import MAX_PART_NUMBER, MultipartUploads
 from superres.standin.request import CosRequest
 from superres.standin.store import ObjectInfo, ObjectStore, StagedFile, validate_key
@@ -445,9 +445,10 @@ class CosService:
         attributes = self._upload_attributes(req)
         if "pic-operations" in req.headers:
             declared = req.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > MAX_SOURCE_BYTES:  # refused before a byte of it is read
-                raise CosError(400, "ImageTooLarge", f"source is {int(declared) / 1e6:.1f} MB; AISuperResolution "
-                               "accepts at most 5 MB")
+            # Refused before a byte of it is read when no rule could take it; CI.upload applies each rule's limit.
+            if declared.isdigit() and int(declared) > BASIC_LIMITS.max_bytes:
+                raise CosError(400, "ImageTooLarge", f"source is {int(declared) / 1e6:.1f} MB; CI processing "
+                               f"accepts at most {BASIC_LIMITS.max_bytes // 2**20} MB")
             staged = await self._receive(req, await run_in_threadpool(self._store.stage, req.bucket))
             return await self._ci.upload(req, staged, attributes["content_type"], attributes["meta"])
         staged = await self._receive(req, await run_in_threadpool(self._store.stage, req.bucket))
@@ -520,6 +521,7 @@ class CosService:
             "headers": source.headers,
             "storage_class": new_class,
             "tags": source.tags,
+            "forbid_overwrite": req.headers.get("x-cos-forbid-overwrite", "").strip().lower() == "true",
         }
         try:
             info = await run_in_threadpool(
@@ -561,6 +563,9 @@ class CosService:
     # ---- multipart ------------------------------------------------------------------------------
     async def _initiate_upload(self, req: CosRequest) -> Response:
         attributes = self._upload_attributes(req)
+        if attributes.pop("forbid_overwrite"):
+            raise CosError(501, "NotImplemented", "x-cos-forbid-overwrite on multipart uploads is not implemented by "
+                           "the stand-in.")
         upload = await run_in_threadpool(self._uploads.initiate, req.bucket, req.key, **attributes)
         return _xml(
             {"InitiateMultipartUploadResult": {"Bucket": req.bucket, "Key": req.key, "UploadId": upload.upload_id}}
@@ -598,6 +603,9 @@ class CosService:
         return _xml({"CopyPartResult": {"ETag": part.etag, "LastModified": _iso(part.last_modified)}})
 
     async def _complete_upload(self, req: CosRequest) -> Response:
+        if "x-cos-forbid-overwrite" in req.headers:
+            raise CosError(501, "NotImplemented", "x-cos-forbid-overwrite on Complete Multipart Upload is not "
+                           "implemented by the stand-in.")
         upload = await run_in_threadpool(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
         doc = await self._xml_body(req, "CompleteMultipartUpload")
         requested = []
@@ -746,6 +754,9 @@ def _attributes(headers: dict[str, str], key: str) -> dict[str, Any]:
         "storage_class": http_rules.storage_class(headers),
         "acl": acls.acl_from_headers(headers) or {},
         "tags": acls.tags_from_header(headers.get("x-cos-tagging")) or {},
+        # x-cos-forbid-overwrite: true -> 409 FileAlreadyExists instead of replacing an existing object (PUT Object
+        # doc 436/7749; ignored by COS in a bucket that has ever had versioning, which the stand-in has not).
+        "forbid_overwrite": headers.get("x-cos-forbid-overwrite", "").strip().lower() == "true",
     }
 
 

@@ -4,8 +4,19 @@
 2. PUT /<key> with Pic-Operations: store the original, then one result per rule; UploadResult XML.
 3. POST /<key>?image_process with Pic-Operations: process the stored object; UploadResult XML.
 
-Every check (Pic-Operations, destination buckets, image size and resolution, decodability) and the SR work
-itself happen before the first write, so a refused or failed request stores nothing.
+Methods 2 and 3 take up to five rules per request (pic_operations.py has the doc references), each an
+AISuperResolution run or a basic imageMogr2 format/quality conversion; one UploadResult answers for all of them, one
+`Object` per rule. Every check (Pic-Operations, destination buckets, image size and resolution, decodability) and
+all the work happen before the first write, so a refused or failed request stores nothing.
+
+AISuperResolution results are PNG bytes, whatever the fileid's extension and the source's format:
+- the download-time method is documented to answer `Content-Type: image/png` (spec: ai-super-resolution-api.md,
+  "Response: 200 OK, Content-Type: image/png");
+- a public project calling the real service names the result after the source (".jpg" for a JPEG upload) and
+  still calls it the "lossless PNG" product ("转码失败自动降级返回 PNG 原成品", "体积约为无损 PNG 的 1/10~1/20"),
+  converting it to WebP/JPEG with a second `image_process` call (imageMogr2/format/<f>/quality/<q>).
+No doc says the result follows the fileid's extension, so none is honoured here: a fileid "x.jpg" holds PNG bytes
+(and Content-Type image/png), as it would on the real service. Use an imageMogr2/format rule to get JPEG or WebP.
 """
 
 from __future__ import annotations
@@ -25,16 +36,26 @@ from superres.standin import xmldoc
 from superres.standin.detect_url import SourceFetcher, parse_source_url
 from superres.standin.errors import CosError, invalid_argument, no_such_bucket
 from superres.standin.images import (
-    JPEG_QUALITY,
-    MAX_SOURCE_BYTES,
+    BASIC_LIMITS,
+    LOSSLESS_QUALITY,
+    SUPER_RESOLUTION_LIMITS,
+    InputLimits,
     SourceImage,
+    check_source_size,
     ci_format_name,
+    conversion_format,
     encode_image,
+    has_quality_setting,
     load_source_image,
     mime_type,
-    output_format,
 )
-from superres.standin.pic_operations import CI_PROCESS, PicOperations, parse_magnify, parse_pic_operations
+from superres.standin.pic_operations import (
+    CI_PROCESS,
+    Conversion,
+    PicOperations,
+    parse_magnify,
+    parse_pic_operations,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -59,6 +80,7 @@ class _Rendered:
     format: str
     width: int
     height: int
+    quality: int  # as ProcessResults reports it
 
 
 @dataclass(frozen=True)
@@ -93,10 +115,10 @@ class CloudInfinite:
             source_url = parse_source_url(detect_url, self._settings.detect_url_allow_hosts)
             data = await self._fetcher.fetch(source_url)
         elif req.key:
-            data = await self._read_source(req)
+            data = await self._read_source(req, SUPER_RESOLUTION_LIMITS)
         else:
             raise invalid_argument("give an object key or detect-url")
-        source = await self._load(data)
+        source = await self._load(data, SUPER_RESOLUTION_LIMITS)
         upscaled = await self._upscale(source.image, magnify)
         png = await run_in_threadpool(encode_image, upscaled, "PNG")
         return Response(png, media_type="image/png", headers={"Server": CI_SERVER})
@@ -106,8 +128,9 @@ class CloudInfinite:
         """`staged` holds the received body; it is committed as the original only once every result is ready."""
         try:
             ops = self._parse_operations(req)
-            _check_source_size(staged.size)
-            source = await self._load(await run_in_threadpool(staged.read_all))
+            limits = _limits(ops)
+            check_source_size(staged.size, limits)
+            source = await self._load(await run_in_threadpool(staged.read_all), limits)
             rendered = await self._render(req, source, ops)
             original = await run_in_threadpool(self._store.put_staged, req.bucket, req.key, staged, content_type, meta)
         finally:
@@ -119,8 +142,9 @@ class CloudInfinite:
     # ---- method 3: cloud data processing --------------------------------------------------------
     async def process_stored(self, req: CosRequest) -> Response:
         ops = self._parse_operations(req)
+        limits = _limits(ops)
         original = await run_in_threadpool(self._store.head, req.bucket, req.key)
-        source = await self._load(await self._read_source(req))
+        source = await self._load(await self._read_source(req, limits), limits)
         rendered = await self._render(req, source, ops)
         stored = await self._store_results(req, rendered)
         return self._upload_result(req, original, source if ops.is_pic_info else None, stored)
@@ -136,29 +160,31 @@ class CloudInfinite:
                 raise no_such_bucket(rule.bucket, f"destination bucket {rule.bucket} does not exist")
         return ops
 
-    async def _read_source(self, req: CosRequest) -> bytes:
+    async def _read_source(self, req: CosRequest, limits: InputLimits) -> bytes:
         """A stored source, refused by its recorded size before any byte is read."""
         info = await run_in_threadpool(self._store.head, req.bucket, req.key)
-        _check_source_size(info.size)
+        check_source_size(info.size, limits)
         _, data = await run_in_threadpool(self._store.read, req.bucket, req.key)
-        _check_source_size(len(data))
+        check_source_size(len(data), limits)
         return data
 
-    async def _load(self, data: bytes) -> SourceImage:
-        return await run_in_threadpool(load_source_image, data)
+    async def _load(self, data: bytes, limits: InputLimits) -> SourceImage:
+        return await run_in_threadpool(load_source_image, data, limits)
 
     async def _render(self, req: CosRequest, source: SourceImage, ops: PicOperations) -> list[_Rendered]:
         """Every rule's output bytes, computed before anything is stored. One SR run per distinct magnify."""
-        upscaled: dict[int, Image.Image] = {}
+        super_resolved: dict[int, tuple[Image.Image, bytes]] = {}
         results: list[_Rendered] = []
         for rule in ops.rules:
-            if rule.magnify not in upscaled:
-                upscaled[rule.magnify] = await self._upscale(source.image, rule.magnify)
-            image = upscaled[rule.magnify]
-            fmt = output_format(source, rule.output_format)
-            data = await run_in_threadpool(encode_image, image, fmt)
             bucket = rule.bucket or req.bucket
-            results.append(_Rendered(bucket, rule.key, data, fmt, image.width, image.height))
+            if rule.magnify is not None:
+                if rule.magnify not in super_resolved:
+                    image = await self._upscale(source.image, rule.magnify)
+                    super_resolved[rule.magnify] = image, await run_in_threadpool(encode_image, image, "PNG")
+                image, data = super_resolved[rule.magnify]
+                results.append(_Rendered(bucket, rule.key, data, "PNG", image.width, image.height, LOSSLESS_QUALITY))
+            elif rule.conversion is not None:
+                results.append(await run_in_threadpool(_convert, source, rule.conversion, bucket, rule.key))
         return results
 
     async def _store_results(self, req: CosRequest, rendered: list[_Rendered]) -> list[_Stored]:
@@ -224,7 +250,7 @@ class CloudInfinite:
                 "Width": item.rendered.width,
                 "Height": item.rendered.height,
                 "Size": item.info.size,
-                "Quality": JPEG_QUALITY if item.rendered.format in ("JPEG", "WEBP") else 100,
+                "Quality": item.rendered.quality,
                 "ETag": item.info.etag,
             }
             for item in stored
@@ -238,9 +264,21 @@ class CloudInfinite:
         return f"{self._settings.bucket_host(bucket)}/{key}"
 
 
-def _check_source_size(size: int) -> None:
-    if size > MAX_SOURCE_BYTES:
-        raise CosError(400, "ImageTooLarge", f"source is {size / 1e6:.1f} MB; AISuperResolution accepts at most 5 MB")
+def _limits(ops: PicOperations) -> InputLimits:
+    """A request with any AISuperResolution rule needs a source AISuperResolution accepts; else basic limits."""
+    return SUPER_RESOLUTION_LIMITS if ops.has_super_resolution else BASIC_LIMITS
+
+
+def _convert(source: SourceImage, conversion: Conversion, bucket: str, key: str) -> _Rendered:
+    """A basic imageMogr2 format/quality rule applied to the source, size unchanged."""
+    fmt = conversion_format(source, conversion.format)
+    if has_quality_setting(fmt):
+        quality = conversion.effective_quality(source.quality)
+        data = encode_image(source.image, fmt, quality)
+    else:
+        quality = LOSSLESS_QUALITY
+        data = encode_image(source.image, fmt)
+    return _Rendered(bucket, key, data, fmt, source.image.width, source.image.height, quality)
 
 
 def _utf8(header: str) -> str:

@@ -1,4 +1,4 @@
-"""Decoding, checking and encoding images for AISuperResolution (Pillow; no HTTP here)."""
+"""Decoding, checking and encoding images for AISuperResolution and basic processing (Pillow; no HTTP here)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,28 @@ MAX_SOURCE_BYTES = 5 * 1024 * 1024
 MAX_LONG_SIDE = 1920
 MAX_SHORT_SIDE = 1080
 JPEG_QUALITY = 95
+# What ProcessResults reports as Quality for formats without a quality setting (PNG, BMP).
+LOSSLESS_QUALITY = 100
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """What a CI operation accepts as its source."""
+
+    operation: str  # named in error messages
+    max_bytes: int
+    max_long_side: int
+    max_short_side: int
+    max_pixels: int | None = None
+
+
+SUPER_RESOLUTION_LIMITS = InputLimits("AISuperResolution", MAX_SOURCE_BYTES, MAX_LONG_SIDE, MAX_SHORT_SIDE)
+# Basic processing (imageMogr2) in a Pic-Operations rule: "images within 32 MB can be processed" (persistent
+# processing, https://www.tencentcloud.com/document/product/1045/33695); input "width and height not exceeding
+# 30,000 pixels, and the total number of pixels not exceeding 250 million" (pipeline operators,
+# https://www.tencentcloud.com/document/product/1045/33727). A 4x super-resolved PNG is far over 5 MB, so its
+# follow-up conversion must be held to these limits, not AISuperResolution's.
+BASIC_LIMITS = InputLimits("basic image processing", 32 * 1024 * 1024, 30_000, 30_000, 250_000_000)
 
 _EXIF_ORIENTATION = 0x0112
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp"}
@@ -46,28 +68,33 @@ class SourceImage:
         return self.image.mode in ("RGBA", "LA", "PA") or "transparency" in self.image.info
 
 
-def load_source_image(data: bytes) -> SourceImage:
-    """Decode `data`, enforcing AISuperResolution's input limits (size before decoding, resolution before pixels)."""
-    if len(data) > MAX_SOURCE_BYTES:
+def check_source_size(size: int, limits: InputLimits = SUPER_RESOLUTION_LIMITS) -> None:
+    if size > limits.max_bytes:
         raise CosError(
-            400, "ImageTooLarge", f"source is {len(data) / 1e6:.1f} MB; AISuperResolution accepts at most 5 MB"
+            400,
+            "ImageTooLarge",
+            f"source is {size / 1e6:.1f} MB; {limits.operation} accepts at most {limits.max_bytes // 2**20} MB",
         )
+
+
+def load_source_image(data: bytes, limits: InputLimits = SUPER_RESOLUTION_LIMITS) -> SourceImage:
+    """Decode `data`, enforcing `limits` (size before decoding, resolution before pixels)."""
+    check_source_size(len(data), limits)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own limits are checked on the header before any pixel is decoded; Pillow's bomb warning (at
+            # ~89 MP) would refuse sources basic processing accepts. Its hard error (~179 MP) still applies.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             opened = Image.open(io.BytesIO(data))
-            _check_resolution(*opened.size)
+            _check_resolution(*opened.size, limits)
             opened.load()
     except CosError:
         raise
-    except (
-        UnidentifiedImageError,
-        OSError,
-        ValueError,
-        SyntaxError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as exc:
+    except Image.DecompressionBombError as exc:
+        raise CosError(
+            400, "ImageResolutionExceed", f"the source has more pixels than this stand-in decodes: {exc}"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise CosError(400, "InvalidImageFormat", f"the source is not a decodable image: {exc}") from None
     orientation = int(opened.getexif().get(_EXIF_ORIENTATION, 1) or 1)
     image = ImageOps.exif_transpose(opened) or opened
@@ -82,14 +109,21 @@ def load_source_image(data: bytes) -> SourceImage:
     )
 
 
-def _check_resolution(width: int, height: int) -> None:
+def _check_resolution(width: int, height: int, limits: InputLimits) -> None:
     long_side, short_side = max(width, height), min(width, height)
-    if long_side > MAX_LONG_SIDE or short_side > MAX_SHORT_SIDE:
+    if long_side > limits.max_long_side or short_side > limits.max_short_side:
         raise CosError(
             400,
             "ImageResolutionExceed",
-            f"source is {width}x{height}; AISuperResolution accepts at most {MAX_LONG_SIDE}x{MAX_SHORT_SIDE} "
-            "(either orientation)",
+            f"source is {width}x{height}; {limits.operation} accepts at most "
+            f"{limits.max_long_side}x{limits.max_short_side} (either orientation)",
+        )
+    if limits.max_pixels is not None and width * height > limits.max_pixels:
+        raise CosError(
+            400,
+            "ImageResolutionExceed",
+            f"source is {width}x{height} = {width * height:,} pixels; {limits.operation} accepts at most "
+            f"{limits.max_pixels:,}",
         )
 
 
@@ -109,24 +143,28 @@ def _average_colour(image: Image.Image) -> str:
     return f"0x{red:02x}{green:02x}{blue:02x}"
 
 
-def output_format(source: SourceImage, forced: str | None) -> str:
-    """Keep the source's format (JPEG/PNG/WEBP/BMP); sources with alpha or of other formats become PNG."""
-    if forced:
-        return forced
-    if source.has_alpha or source.format not in _MIME:
-        return "PNG"
-    return source.format
+def conversion_format(source: SourceImage, requested: str | None) -> str:
+    """imageMogr2's output format: the requested one, else the source's ("缺省为原图格式"); PNG for a source
+    format this stand-in does not write (GIF, TIFF, ...)."""
+    if requested:
+        return requested
+    return source.format if source.format in _MIME else "PNG"
 
 
-def encode_image(image: Image.Image, fmt: str) -> bytes:
-    """Encode `image` as `fmt`, converting the mode where the format demands it (JPEG has no alpha)."""
+def has_quality_setting(fmt: str) -> bool:
+    """imageMogr2/quality "supports jpg, webp, tpg, heif, avif" (of which this stand-in writes JPEG and WEBP)."""
+    return fmt in ("JPEG", "WEBP")
+
+
+def encode_image(image: Image.Image, fmt: str, quality: int = JPEG_QUALITY) -> bytes:
+    """Encode `image` as `fmt` (at `quality` for JPEG/WEBP), converting the mode where the format demands it."""
     buffer = io.BytesIO()
     if fmt == "JPEG":
         image = image if image.mode in ("RGB", "L") else image.convert("RGB")
-        image.save(buffer, "JPEG", quality=JPEG_QUALITY)
+        image.save(buffer, "JPEG", quality=quality)
     elif fmt == "WEBP":
         image = image if image.mode in ("RGB", "RGBA") else image.convert("RGBA")
-        image.save(buffer, "WEBP", quality=JPEG_QUALITY)
+        image.save(buffer, "WEBP", quality=quality)
     elif fmt == "BMP":
         image = image if image.mode in ("RGB", "L") else image.convert("RGB")
         image.save(buffer, "BMP")

@@ -249,8 +249,10 @@ class ObjectStore:
         etag: str | None = None,
         acl: Mapping[str, object] | None = None,
         tags: Mapping[str, str] | None = None,
+        forbid_overwrite: bool = False,
     ) -> ObjectInfo:
-        """Commit a staged body as `key`: fsync, rename into place, then swap the metadata in one rename."""
+        """Commit a staged body as `key`: fsync, rename into place, then swap the metadata in one rename.
+        `forbid_overwrite`: refuse (409 FileAlreadyExists) if `key` exists, checked atomically with the swap."""
         validate_key(key)
         self._index(bucket)
         data_file = f"{_key_hash(key)}-{uuid.uuid4().hex}.bin"
@@ -268,7 +270,11 @@ class ObjectStore:
             acl=dict(acl or {}),
             tags=dict(tags or {}),
         )
-        self._swap_meta(bucket, info)
+        try:
+            self._swap_meta(bucket, info, forbid_overwrite=forbid_overwrite)
+        except CosError:
+            self._unlink_data(bucket, data_file)
+            raise
         return info
 
     def update(self, bucket: str, key: str, **changes: object) -> ObjectInfo:
@@ -296,10 +302,13 @@ class ObjectStore:
             raise
         return info, staged
 
-    def _swap_meta(self, bucket: str, info: ObjectInfo) -> None:
+    def _swap_meta(self, bucket: str, info: ObjectInfo, *, forbid_overwrite: bool = False) -> None:
         with self._lock:
             index = self._index(bucket)
             previous = index.objects.get(info.key)
+            if forbid_overwrite and previous is not None:
+                raise CosError(409, "FileAlreadyExists", "The object already exists and x-cos-forbid-overwrite is "
+                               "true.", f"{bucket}/{info.key}")
             _write_atomically(self._meta_path(bucket, info.key), json.dumps(asdict(info)).encode("utf-8"))
             index.put(info)
         if previous is not None and previous.data_file != info.data_file:

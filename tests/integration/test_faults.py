@@ -252,8 +252,12 @@ def test_retry_loop_gives_up_before_the_invocation_time_limit(stack_factory, kin
     assert not result.ok and result.error["errorType"] == "RecordsFailedError"
     lines = _function_lines(result)
     assert [line["index"] for line in lines] == list(range(records))  # one line per record, even the last
-    assert all(line["outcome"] == "failed" and line["retry"] is True for line in lines)
-    assert lines[0]["attempts"] > 1
+    failed = [line for line in lines if line["outcome"] == "failed"]
+    assert failed and all(line["retry"] is True for line in failed)
+    # A delayed CI call still does its work after the client gave up: the HEAD that follows a timeout may find the
+    # result, and the record then ends as processed without another call. Nothing else may end it.
+    assert all(line["outcome"] == "failed" or line.get("confirmed_by") == "head" for line in lines)
+    assert lines[0]["attempts"] > 1 or lines[0].get("confirmed_by") == "head"
     assert stack.standin.faults.wait_idle(30)
     posts = sum(r.method == "POST" and r.is_ci for r in stack.standin.faults.records)
     assert posts == sum(line["attempts"] for line in lines)

@@ -70,6 +70,8 @@ def test_wrong_credentials_are_a_permanent_typed_error(stack):
     with pytest.raises(CosCallError) as head:  # a HEAD answer has no body to carry the code
         gateway.exists(BUCKET, "superres/x.jpg", "ap-guangzhou")
     assert (head.value.code, head.value.status, head.value.retryable) == ("HTTP403", 403, False)
+    # ...but its x-cos-request-id header is there, and the error carries it
+    assert head.value.cos_request_id and head.value.cos_request_id != "Unknown"
 
 
 def test_missing_credentials_name_the_variables(stack):

@@ -182,8 +182,8 @@ def test_image_process_absolute_and_relative_fileids(cos, bucket: str) -> None:
     assert isinstance(result["ProcessResults"]["Object"], list)  # several rules: a list
     by_key = {o["Key"]: o for o in _objects(result)}
     assert set(by_key) == {"out/abs.jpg", "in/rel/r.png"}
-    assert (by_key["out/abs.jpg"]["Format"], by_key["out/abs.jpg"]["Quality"]) == ("jpg", "95")
-    assert _decode(_get(cos, bucket, "out/abs.jpg")[1]).format == "JPEG"
+    assert (by_key["out/abs.jpg"]["Format"], by_key["out/abs.jpg"]["Quality"]) == ("png", "100")
+    assert _decode(_get(cos, bucket, "out/abs.jpg")[1]).format == "PNG"  # AISuperResolution writes PNG (see ci.py)
     assert _decode(_get(cos, bucket, "in/rel/r.png")[1]).format == "PNG"
 
 
@@ -198,24 +198,24 @@ def test_image_process_multiple_rules_with_different_magnify(cos, bucket: str) -
 
 
 @pytest.mark.parametrize(
-    ("source_format", "mode", "fileid", "expected"),
+    ("source_format", "mode", "fileid"),
     [
-        ("JPEG", "RGB", "out/noext", "JPEG"),
-        ("PNG", "RGB", "out/noext", "PNG"),
-        ("WEBP", "RGB", "out/noext", "WEBP"),
-        ("BMP", "RGB", "out/noext", "BMP"),
-        ("PNG", "RGBA", "out/noext", "PNG"),
-        ("JPEG", "RGB", "out/forced.webp", "WEBP"),
-        ("PNG", "RGB", "out/forced.jpeg", "JPEG"),
+        ("JPEG", "RGB", "out/noext"),
+        ("WEBP", "RGB", "out/noext"),
+        ("BMP", "RGB", "out/noext"),
+        ("PNG", "RGBA", "out/noext"),
+        ("JPEG", "RGB", "out/named.webp"),
+        ("PNG", "RGB", "out/named.jpeg"),
     ],
 )
-def test_result_keeps_the_source_format_unless_the_fileid_extension_says_otherwise(
-    cos, bucket: str, source_format: str, mode: str, fileid: str, expected: str
+def test_super_resolution_result_is_png_whatever_the_source_format_and_fileid_extension(
+    cos, bucket: str, source_format: str, mode: str, fileid: str
 ) -> None:
     cos.put_object(Bucket=bucket, Key="src", Body=image_bytes(64, 48, source_format, mode))
     cos.ci_image_process(Bucket=bucket, Key="src", PicOperations=_ops(_rule(fileid)))
-    result = _decode(_get(cos, bucket, fileid)[1])
-    assert result.format == expected
+    response, data = _get(cos, bucket, fileid)
+    result = _decode(data)
+    assert (result.format, response["Content-Type"]) == ("PNG", "image/png")
     assert ("A" in result.mode) == (mode == "RGBA")
 
 
@@ -262,6 +262,7 @@ TOO_BIG = JPEG + b"\0" * FIVE_MB
 REFUSALS = [
     pytest.param(_ops(_rule("o.jpg", f"{SR}&magnify=3")), JPEG, (400, "InvalidArgument"), id="magnify-3"),
     pytest.param(_ops(_rule("o.jpg", "imageView2/format/png")), JPEG, (400, "InvalidArgument"), id="other-process"),
+    pytest.param(_ops(_rule("o.jpg", f"{SR}|imageMogr2/format/webp")), JPEG, (400, "InvalidArgument"), id="sr-piped"),
     pytest.param('{"rules": [', JPEG, (400, "InvalidPicOperations"), id="bad-json"),
     pytest.param(_ops(*[_rule(f"o{i}.jpg") for i in range(6)]), JPEG, (400, "InvalidPicOperations"), id="6-rules"),
     pytest.param(_ops(_rule("out/")), JPEG, (400, "InvalidArgument"), id="fileid-ends-with-slash"),

@@ -1,12 +1,13 @@
 """The layer package: built by `superres layer build`, unzipped next to the handler, and nothing else.
 
-SCF runs Python 3.10, so `make layer` installs cp310 wheels; this machine's interpreter may differ (the venv
-is 3.11), and orjson's cp310 extension does not load on 3.11. So the test also builds a variant for the
-running interpreter with the same command and the same code path (`superres layer build --python-version
+The layer is built for two versions: the default RUNTIME (.env.example, Python3.12: `make layer` installs
+cp312 wheels) and the interpreter running the tests (3.11 here), which is also an SCF runtime one may choose.
+Both builds are checked for their contents: packages at the zip root, extensions for that interpreter, no
+caches or tests. A 3.12 interpreter is not installed here and cp312 extensions do not load on 3.11, so the
+handler runs from the second build: the same command and code path (`superres layer build --python-version
 X.Y --out ...`: same requirements, same manylinux x86_64 platform wheels, same crcmod repack and stripping),
-then runs the handler from that zip under `python -I -S` with only the code folder and the unzipped layer
-on sys.path, against the stand-in (bicubic engine). The SCF (3.10) build itself is checked for its
-contents: packages at the zip root, cp310 extensions, no caches or tests.
+under `python -I -S` with only the code folder and the unzipped layer on sys.path, against the stand-in
+(bicubic engine).
 
 Building needs PyPI (pip's cache makes later builds quick); a build whose inputs did not change is reused.
 """
@@ -29,7 +30,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from superres.cli import main
-from superres.layer import LAYERS_DIR, SCF_PYTHON_VERSION, default_zip_path
+from superres.layer import LAYERS_DIR, SCF_PYTHON_VERSION, default_build_dir, default_zip_path
 from superres.scf.container import ContainerOptions, FunctionContainer
 from superres.sr import load_engine
 from superres.stack import LocalStack, StackOptions
@@ -50,8 +51,8 @@ def _build(python_version: str, zip_path: Path, build_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def scf_zip() -> Path:
-    """The real artifact: `make layer`'s zip for SCF's Python."""
-    return _build(SCF_PYTHON_VERSION, default_zip_path(), LAYERS_DIR / "build" / "py310")
+    """The real artifact: `make layer`'s zip for the default RUNTIME, in the folder layers/serverless.yml deploys."""
+    return _build(SCF_PYTHON_VERSION, default_zip_path(), default_build_dir())
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +73,17 @@ def var_user_and_opt(tmp_path: Path, local_zip: Path) -> tuple[Path, Path]:
     return code, opt
 
 
-def test_scf_zip_has_packages_at_root_built_for_scf_python(scf_zip: Path) -> None:
-    names = zipfile.ZipFile(scf_zip).namelist()
+@pytest.mark.parametrize("which", ["default runtime", "test interpreter"])
+def test_zip_has_packages_at_root_built_for_its_python(which: str, request: pytest.FixtureRequest) -> None:
+    zip_path, python_version = ((request.getfixturevalue("scf_zip"), SCF_PYTHON_VERSION) if which == "default runtime"
+                                else (request.getfixturevalue("local_zip"), HERE))
+    names = zipfile.ZipFile(zip_path).namelist()
     tops = {n.split("/", 1)[0] for n in names}
     assert {"qcloud_cos", "orjson", "crcmod", "requests", "Crypto", "xmltodict.py", "six.py"} <= tops
     assert "python" not in tops  # SCF puts /opt on PYTHONPATH, not /opt/python
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests/" in n or "/SelfTest/" in n]
     assert not [n for n in names if n.endswith(".dist-info/RECORD")]
-    tag = SCF_PYTHON_VERSION.replace(".", "")
+    tag = python_version.replace(".", "")
     versioned = [n for n in names if re.search(r"\.cpython-\d+-.*\.so$", n)]
     assert versioned and all(f".cpython-{tag}-x86_64-linux-gnu.so" in n for n in versioned)
     # crcmod is the pure-Python package: no C extension, no self-test module.

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from superres_fn import CosCallError, Invocation, RetryPolicy, Settings
+from superres_fn import CosCallError, Invocation, ObjectState, RetryPolicy, Settings
+
+# Last-Modified of objects a test puts in FakeGateway.existing without a time: far in the future, so always fresh.
+FRESH = 2**40
 
 
 class FakeClock:
@@ -26,16 +29,42 @@ class FakeGateway:
     """Records calls; answers image_process like CI would for a single rule."""
 
     existing: set[tuple[str, str]] = field(default_factory=set)
+    # (bucket, key) -> Last-Modified (Unix seconds); keys in `existing` without an entry count as FRESH
+    modified: dict[tuple[str, str], int] = field(default_factory=dict)
     # key -> list of errors to raise on successive image_process calls before succeeding
     failures: dict[str, list[CosCallError]] = field(default_factory=dict)
+    # key -> errors raised on successive calls *after* the result was written (a timeout once CI did the work)
+    landed_failures: dict[str, list[CosCallError]] = field(default_factory=dict)
+    # errors raised by successive HEADs before they answer
+    head_failures: list[CosCallError] = field(default_factory=list)
     on_call: Callable[[], None] | None = None
     calls: list[tuple[str, str, str, str]] = field(default_factory=list)
     heads: list[tuple[str, str]] = field(default_factory=list)
     timeouts: list[float | None] = field(default_factory=list)
+    claims: list[tuple[str, str, bool]] = field(default_factory=list)  # (bucket, key, taken)
+    deletes: list[tuple[str, str]] = field(default_factory=list)
+    wall: Callable[[], float] = lambda: 1_800_000_000.0  # 2027, after every sample event
 
-    def exists(self, bucket: str, key: str, region: str, timeout: float | None = None) -> bool:
+    def head(self, bucket: str, key: str, region: str, timeout: float | None = None) -> ObjectState | None:
         self.heads.append((bucket, key))
-        return (bucket, key) in self.existing
+        if self.head_failures:
+            raise self.head_failures.pop(0)
+        if (bucket, key) not in self.existing:
+            return None
+        return ObjectState(self.modified.get((bucket, key), FRESH), 4242, '"bb"')
+
+    def create_if_absent(self, bucket: str, key: str, region: str, body: bytes, timeout: float | None = None) -> bool:
+        taken = (bucket, key) not in self.existing
+        self.claims.append((bucket, key, taken))
+        if taken:
+            self.existing.add((bucket, key))
+            self.modified[(bucket, key)] = int(self.wall())
+        return taken
+
+    def delete(self, bucket: str, key: str, region: str, timeout: float | None = None) -> None:
+        self.deletes.append((bucket, key))
+        self.existing.discard((bucket, key))
+        self.modified.pop((bucket, key), None)
 
     def image_process(
         self, bucket: str, key: str, region: str, pic_operations: str, timeout: float | None = None
@@ -53,6 +82,10 @@ class FakeGateway:
         dest_bucket = rule.get("bucket", bucket)
         dest_key = rule["fileid"].lstrip("/")
         self.existing.add((dest_bucket, dest_key))
+        self.modified[(dest_bucket, dest_key)] = int(self.wall())
+        landed = self.landed_failures.get(key)
+        if landed:
+            raise landed.pop(0)
         return {
             "UploadResult": {
                 "OriginalInfo": {
@@ -89,5 +122,6 @@ def make_invocation(
         clock=clock,
         sleep=clock.sleep,
         policy=RetryPolicy(),
+        wall=gateway.wall,
     )
     return invocation, lines, gateway, clock

@@ -46,6 +46,13 @@ def _with(path: str, value: object, *, key: str = "uploads/a.jpg") -> dict:
 _MISSING = object()
 
 
+def _deep(depth: int, kind: type = list) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value] if kind is list else {"a": value}
+    return value
+
+
 @dataclass(frozen=True)
 class Expect:
     """`records` outcome lines, or one invalid_event line; `field` of the (first) invalid record; `reasons` in order."""
@@ -142,7 +149,15 @@ CASES: dict[str, tuple[Callable[[], object], Expect]] = {
     "url_unbalanced_ipv6": (lambda: _with("cos.cosObject.url", "http://[abc/uploads/a.jpg"),
                             _invalid("cos.cosObject.url")),
     "url_number": (lambda: _with("cos.cosObject.url", 5), _invalid("cos.cosObject.url")),
-    "url_other_object": (lambda: _with("cos.cosObject.url", URL + "uploads/b.jpg"), _invalid("cos.cosObject.url")),
+    # The key is the object's name: a url naming another key is noted in the line, not a reason to drop the upload.
+    "url_other_object": (lambda: _with("cos.cosObject.url", URL + "uploads/b.jpg"), _reasons("processed")),
+    # Nested far past Python's recursion limit: repr() of such a value raises RecursionError.
+    "deep_list_event_time": (lambda: _with("event.eventTime", _deep(5000)), _invalid("event.eventTime")),
+    "deep_dict_size": (lambda: _with("cos.cosObject.size", _deep(5000, dict)), _invalid("cos.cosObject.size")),
+    "deep_list_key": (lambda: _with("cos.cosObject.key", _deep(5000)), _invalid("cos.cosObject.key")),
+    "deep_list_record": (lambda: {"Records": [_deep(5000)]}, Expect(field="Records[]", reasons=("invalid_record",))),
+    "deep_meta_ignored": (lambda: _with("cos.cosObject.meta", _deep(5000, dict)), _reasons("processed")),
+    "deep_records": (lambda: {"Records": _deep(5000)}, Expect(field="Records[]", reasons=("invalid_record",))),
     "vid_number": (lambda: _with("cos.cosObject.vid", 3), _invalid("cos.cosObject.vid")),
     "region_lone_surrogate_falls_back": (lambda: _with("cos.cosBucket.cosRegion", "\udfff"), _reasons("processed")),
     # ---- tricky but valid
@@ -222,8 +237,11 @@ FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=300
 
 
 def _paths(node: object, prefix: tuple = ()) -> list[tuple]:
-    """Every path (tuple of dict keys and list indexes) inside a JSON value, the root included."""
+    """Every path (tuple of dict keys and list indexes) inside a JSON value, the root included; not below depth 12
+    (a value made deep by an earlier mutation is not walked to its bottom)."""
     found = [prefix]
+    if len(prefix) >= 12:
+        return found
     if isinstance(node, dict):
         for key, child in node.items():
             found += _paths(child, (*prefix, key))
@@ -239,7 +257,7 @@ def mutated_events(draw: st.DrawFn) -> object:
     event: object = load_event(draw(st.sampled_from(SAMPLES)))
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(_paths(event)))
-        action = draw(st.sampled_from(["replace", "delete", "stringify", "wrap", "duplicate"]))
+        action = draw(st.sampled_from(["replace", "delete", "stringify", "wrap", "duplicate", "deep"]))
         if not path:
             event = draw(JSON_VALUES) if action == "replace" else event
             continue
@@ -256,6 +274,8 @@ def mutated_events(draw: st.DrawFn) -> object:
             parent[last] = json.dumps(value)  # type: ignore[index]
         elif action == "wrap":
             parent[last] = [value]  # type: ignore[index]
+        elif action == "deep":
+            parent[last] = _deep(draw(st.sampled_from([100, 1500, 5000])), draw(st.sampled_from([list, dict])))
         elif isinstance(parent, list):
             parent.append(copy.deepcopy(value))
     return event
@@ -314,6 +334,15 @@ def test_fuzz_handle_event_never_raises_on_arbitrary_json(value: object):
 @given(mutated_events())
 def test_fuzz_handle_event_never_raises_on_mutated_samples(event: object):
     _check_handle_event(event)
+
+
+def test_url_naming_another_key_uses_the_key_and_says_so():
+    invocation, lines, gateway, _ = make_invocation()
+    handle_event(_with("cos.cosObject.url", URL + "uploads/b.jpg"), {}, invocation)
+    (line,) = lines
+    assert line["outcome"] == "processed" and line["key"] == "uploads/a.jpg"
+    assert "used the key" in line["warning"] and "uploads/b.jpg" in line["warning"]
+    assert [call[1] for call in gateway.calls] == ["uploads/a.jpg"]
 
 
 def test_invalid_record_hint_key_with_lone_surrogate_is_loggable(capsys: pytest.CaptureFixture):

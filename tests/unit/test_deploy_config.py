@@ -21,7 +21,7 @@ from superres.deployment import (
     environment_problems,
     self_trigger_problems,
 )
-from superres.layer import LAYER_NAME, SCF_PYTHON_VERSION
+from superres.layer import LAYER_NAME, configured_runtime
 from superres.scf.serverless import load_function_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def test_serverless_yml_is_the_scf_components_format() -> None:
     assert not {"service", "provider", "plugins", "functions"} & doc.keys()
     inputs = doc["inputs"]
     assert inputs["handler"] == "index.main_handler"
-    assert inputs["runtime"] == f"Python{SCF_PYTHON_VERSION}"
+    assert inputs["runtime"] == "${env:RUNTIME}"  # one setting: .env's RUNTIME
     assert isinstance(inputs["environment"]["variables"], dict)
     assert 64 <= inputs["memorySize"] <= 3072 and 1 <= inputs["timeout"] <= 900
     assert inputs["role"], "the execution role provides the function's temporary keys"
@@ -78,7 +78,7 @@ def test_handler_string_names_the_entry_point_in_src() -> None:
 
 def test_serverless_yml_loads_with_only_env_example(deployment: Deployment) -> None:
     spec = deployment.spec
-    assert spec.runtime == f"Python{SCF_PYTHON_VERSION}"
+    assert spec.runtime == configured_runtime(ROOT, environ={}) == "Python3.12"
     assert spec.src == (ROOT / "handler").resolve() or spec.src.name == "handler"
     (trigger,) = spec.triggers
     assert trigger.bucket == "photos-1250000000" and trigger.region == "ap-guangzhou"
@@ -131,8 +131,8 @@ def test_layer_is_the_components_format_and_bound_by_the_function() -> None:
     function = _raw(ROOT / "serverless.yml")
     assert layer["component"] == "layer" and layer["name"] == LAYER_NAME
     assert (layer["app"], layer["stage"]) == (function["app"], function["stage"])
-    assert function["inputs"]["runtime"] in layer["inputs"]["runtimes"]
-    assert layer["inputs"]["src"] == f"./build/py{SCF_PYTHON_VERSION.replace('.', '')}"
+    assert layer["inputs"]["runtimes"] == [function["inputs"]["runtime"]] == ["${env:RUNTIME}"]
+    assert layer["inputs"]["src"] == "./build/${env:RUNTIME}"  # where `make layer` builds for RUNTIME
     (binding,) = function["inputs"]["layers"]
     assert binding["name"] == "${output:${stage}:${app}:" + LAYER_NAME + ".name}"
     assert binding["version"] == "${output:${stage}:${app}:" + LAYER_NAME + ".version}"
@@ -157,9 +157,11 @@ def test_cam_policy_is_least_privilege_on_the_right_resources(deployment: Deploy
     grants = {tuple(s["action"]): s["resource"] for s in policy["statement"]}
     assert all(s["effect"] == "allow" for s in policy["statement"])
     assert grants == {
-        ("cos:HeadObject", "cos:GetObject"): [f"qcs::cos:{trigger.region}:uid/{appid}:{trigger.bucket}/uploads/*"],
+        ("cos:GetObject",): [f"qcs::cos:{trigger.region}:uid/{appid}:{trigger.bucket}/uploads/*"],
         ("cos:HeadObject", "cos:PutObject"): [f"qcs::cos:{trigger.region}:uid/{appid}:{trigger.bucket}/superres/*"],
-        CI_ACTIONS: [f"qcs::ci:{trigger.region}:uid/{appid}:bucket/{trigger.bucket}/uploads/*"],
+        CI_ACTIONS: [f"qcs::ci:{trigger.region}:uid/{appid}:bucket/{trigger.bucket}/*"],
+        # CLAIM_WORK: the claim is released (deleted) under DEST_PREFIX.claims/, nowhere else
+        ("cos:DeleteObject",): [f"qcs::cos:{trigger.region}:uid/{appid}:{trigger.bucket}/superres/.claims/*"],
     }
     every_action = [a for s in policy["statement"] for a in s["action"]]
     assert not any(a.endswith("*") for a in every_action)

@@ -54,12 +54,12 @@ def test_percent_encoded_key_shape_is_decoded_once_when_url_agrees():
     assert record.key == "uploads/a b.jpg"
 
 
-def test_key_and_url_naming_different_objects_is_a_typed_error():
+def test_key_and_url_naming_different_objects_falls_back_to_the_key_with_a_warning():
     event = load_event("put_single.json")
     event["Records"][0]["cos"]["cosObject"]["url"] = "http://photos-1250000000.cos.ap-guangzhou.myqcloud.com/other.jpg"
-    with pytest.raises(EventError) as info:
-        parse_record(event["Records"][0])
-    assert info.value.field == "cos.cosObject.url"
+    record = parse_record(event["Records"][0])
+    assert record.key == "uploads/astronaut.jpg"
+    assert "'other.jpg'" in record.warning and "used the key" in record.warning
 
 
 def test_key_without_url_is_taken_raw():
