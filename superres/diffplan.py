@@ -5,8 +5,9 @@ each destination prefix arrive sorted by key (COS lists in UTF-8 byte order, whi
 source's result for output `o` is `o.prefix + key`; stripping the prefix keeps the order, so one pass over all
 of them pairs every source with its results in O(1) memory per output.
 
-Freshness: a result counts as done only if its LastModified >= the source's LastModified, compared in whole
-seconds (equal counts as done: a result written in the same second as its source is taken to be of it).
+Freshness (the function's own rule, superres_fn.is_fresh): a result counts as done only if its LastModified >= the
+source's LastModified, in whole seconds (equal counts as done); the source's LastModified stands for the upload's
+eventTime, which is also what the synthesized records carry, so the deployed function judges them alike.
 
 The function's own filters (suffix, size, recursion guard, unsafe keys) come from `superres_fn.decide`, called
 without `exists`, so the planner and the function cannot disagree on what is an image to process.
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from superres_fn import CosRecord, Settings, decide
+from superres_fn import is_fresh as function_is_fresh
 
 BACKFILL_EVENT_NAME = "cos:ObjectCreated:Put"
 _EPOCH = datetime.fromtimestamp(0, timezone.utc)
@@ -108,10 +110,12 @@ def parse_last_modified(value: object) -> float | None:
 
 
 def is_fresh(result_modified: float | None, source_modified: float | None) -> bool:
-    """The freshness rule, in whole seconds; an unknown time on either side counts as fresh."""
-    if result_modified is None or source_modified is None:
+    """The function's freshness rule (superres_fn.is_fresh: whole seconds, equal counts as done, a result of
+    unknown age counts as done), with the source's LastModified standing for the upload's eventTime."""
+    if source_modified is None:
         return True
-    return int(result_modified) >= int(source_modified)
+    return function_is_fresh(None if result_modified is None else int(result_modified),
+                             datetime.fromtimestamp(int(source_modified), timezone.utc))
 
 
 class _Cursor:

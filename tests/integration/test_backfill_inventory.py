@@ -191,3 +191,29 @@ def test_reconcile_reports_missing_and_stale_results_and_backfill_does_exactly_t
     code, out, err = _cli(stack, "reconcile", "--prefix", prefix)
     assert code == 0 and out == ""
     assert json.loads(err.strip().splitlines()[-1])["missing"] == 0
+
+
+def test_deployed_redoes_a_stale_result_because_the_records_carry_the_sources_time(
+        stack: LocalStack, tmp_path: Path, png: bytes) -> None:
+    from superres.scf.api import serve_scf_api
+
+    store = stack.standin.store
+    prefix = "uploads/stale-deployed/"
+    keys = [f"{prefix}a.png", f"{prefix}b.png"]
+    for key in keys:
+        store.put(BUCKET, key, png, "image/png")
+        store.put(BUCKET, f"superres/{key}", b"old result", "image/png")
+    store.update(BUCKET, f"superres/{keys[0]}", last_modified=store.head(BUCKET, keys[0]).last_modified - 60)
+    credentials = {k: v for k, v in stack.function_env().items() if k.startswith("TENCENTCLOUD_")}
+    with serve_scf_api(stack) as api:
+        result = CliRunner().invoke(main, ["backfill", "--serverless", str(ROOT / "serverless.yml"), "--endpoint",
+                                           stack.standin.endpoint_url, "--prefix", prefix, "--deployed",
+                                           stack.spec.name, "--scf-endpoint", api.endpoint, "--checkpoint",
+                                           str(tmp_path / "checkpoint.json"), "--no-progress"], env=credentials)
+        assert result.exit_code == 0, result.output
+        assert api.wait_idle(120)
+        results = api.functions[("default", stack.spec.name)].async_results
+    assert _summary(result.stdout)["processed"] == 1 and _summary(result.stdout)["skipped"] == {"already_done": 1}
+    assert all(r.ok for r in results)
+    _info, body = store.read(BUCKET, f"superres/{keys[0]}")
+    assert body != b"old result"  # the function judged the result stale by the record's eventTime and redid it
