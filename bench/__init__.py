@@ -10,6 +10,8 @@ shared machine shifts both sides alike. Modules, one per benchmark:
     local_sr      SPAN vs bicubic quality, seconds per megapixel, peak RSS at 1080p, the compute floor
     cpu_peak      the CPU's theoretical fp32 peak from /proc/cpuinfo (the floor's denominator)
     backfill_rate `superres backfill` submit rate against the stand-in's bicubic engine
+    backfill_plan diff-based backfill planning rate and peak RSS over 100,000 synthetic listed objects
+    backfill_submit `superres backfill --deployed` submit rate through the local SCF API
 """
 
 from __future__ import annotations

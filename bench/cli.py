@@ -22,6 +22,8 @@ BENCHMARKS = {
     "sr_speed": "local_sr",
     "sr_rss": "local_sr",
     "backfill": "backfill_rate",
+    "backfill_plan": "backfill_plan",
+    "backfill_submit": "backfill_submit",
 }
 UNTRACKED_OUT = Path(".superres") / "bench" / "results.json"  # under the project root; .gitignore covers it
 TRACKED_OUT = Path("bench") / "results.json"

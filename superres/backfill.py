@@ -1,15 +1,24 @@
 """Backfill: super-resolve the images already in a bucket, with the function's own rules and code path.
 
-Each listed object becomes a synthesized COS upload record (the shape the trigger delivers) and then either
-- goes through `superres_fn.handle_event` in this process, with a CosGateway and the function's Settings
-  loaded from serverless.yml's environment (the same decision, HEAD, CI call and log line as in SCF), or
-- with `deployed`, is planned here (the same `decide`, including the skip-if-done HEAD) and sent to the
-  deployed function in batches through SCF async invocations (InvocationType=Event, each request's
-  ClientContext under SCF's 128 KB async limit), so the cloud does the work in parallel.
+Finding the work (superres.diffplan): the sources (a listing of the bucket, a COS Inventory report, or a
+`superres reconcile` report), sorted by key, are merged with one listing of each destination prefix: no HEAD per
+object. A source is work when a result is missing, or older than the source (freshness, whole seconds).
 
-Listing is paginated (Marker/MaxKeys). After every fully handled page a checkpoint (the page's NextMarker and
-the running totals) is written atomically; a later run resumes after it. Objects handled on an interrupted page
-are met again on resume and skipped as `already_done` (the destination exists), so each is processed once.
+Doing it, one object batch at a time:
+- in this process, through `superres_fn.handle_event` with a CosGateway and the function's Settings loaded
+  from serverless.yml's environment (the same CI call and log line as in SCF; the planner has already checked
+  the destination, so the function is told not to HEAD it again), or
+- with `deployed`, as synthesized COS upload records sent to the deployed function through SCF async
+  invocations (InvocationType=Event, each request's ClientContext at most 128 KB of UTF-8), where the function
+  decides (and HEADs) as on any upload.
+
+Rates: CI persistent processing allows 100 requests/s in mainland regions and 50/s in finance and overseas ones;
+SCF's Invoke API 100 requests/s; with a reserved concurrency, at most what its instances can absorb.
+
+After every handled batch a checkpoint (the last key of the handled prefix of the sorted sources, the totals,
+the CI calls used and the --max-calls cap) is written atomically; it records the endpoint, region, mode, bucket
+and prefix and refuses to resume a different run. Ctrl-C stops taking new objects and finishes those in flight;
+a second Ctrl-C stops at once. Either way the checkpoint covers exactly what was handled.
 """
 
 from __future__ import annotations
@@ -17,64 +26,101 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol
 
 from qcloud_cos import CosS3Client
+from qcloud_cos.cos_exception import CosClientError, CosServiceError
 from superres_fn import (
     CosGateway,
-    CosRecord,
-    Decision,
     Endpoint,
     Invocation,
     Settings,
     SuperresError,
     cos_config,
-    decide,
     handle_event,
     load_settings,
-    parse_record,
 )
 from tqdm import tqdm
 
+from .diffplan import (
+    BACKFILL_EVENT_NAME,
+    SCF_INVOKE_MAX_RATE,
+    ListedObject,
+    Output,
+    PlanItem,
+    bucket_listing,
+    ci_rate_limit,
+    estimated_output_bytes,
+    outputs_for,
+    plan,
+)
 from .scf.client import ASYNC_EVENT_MAX_BYTES, InvokeError, Target, encode_event, invoke
 from .scf.serverless import FunctionSpec
 from .scf.trigger import build_cos_event
 from .standin.events import ObjectCreated
 
-T = TypeVar("T")
-CHECKPOINT_VERSION = 1
-# The SCF API's default rate limit for Invoke is 20 requests/s.
-SCF_INVOKE_MAX_RATE = 20.0
-BACKFILL_EVENT_NAME = "cos:ObjectCreated:Put"
+CHECKPOINT_VERSION = 2
+IDENTITY_FIELDS = ("endpoint", "region", "mode", "bucket", "prefix")
+DEFAULT_SECONDS_PER_IMAGE = 3.0
+
+__all__ = [
+    "BACKFILL_EVENT_NAME", "Backfill", "BackfillError", "BackfillInterrupted", "BackfillOptions", "Deployed",
+    "ListedObject", "ListingSource", "RateLimiter", "SCF_INVOKE_MAX_RATE", "Totals", "batches", "cos_client",
+    "default_checkpoint", "function_settings",
+]
 
 
 class BackfillError(RuntimeError):
-    """A checkpoint that belongs to another listing, or a listing that failed."""
+    """A checkpoint that belongs to another run, an unreadable checkpoint, or a listing that failed."""
 
 
 class BackfillInterrupted(Exception):
-    """Ctrl-C (or an injected KeyboardInterrupt): the summary so far; the checkpoint is the last full page."""
+    """Ctrl-C: the summary so far; the checkpoint covers every handled object. `forced`: a second Ctrl-C."""
 
-    def __init__(self, summary: dict[str, object]) -> None:
+    def __init__(self, summary: dict[str, object], *, forced: bool = False) -> None:
         super().__init__("interrupted")
         self.summary = summary
+        self.forced = forced
 
 
-@dataclass(frozen=True)
-class ListedObject:
-    key: str
-    size: int
-    etag: str
+class _ForcedStop(KeyboardInterrupt):
+    """The second Ctrl-C."""
+
+
+class Source(Protocol):
+    description: str
+
+    def objects(self, after: str | None) -> Iterator[ListedObject]: ...
+
+    def total(self) -> int | None: ...
+
+
+@dataclass
+class ListingSource:
+    """ListObjects over the bucket and prefix (COS lists in key order). The total is unknown until the end."""
+
+    client: object
+    bucket: str
+    prefix: str
+    page_size: int = 1000
+    description: str = "listing"
+
+    def objects(self, after: str | None) -> Iterator[ListedObject]:
+        return bucket_listing(self.client, self.bucket, self.prefix, after=after, page_size=self.page_size)
+
+    def total(self) -> int | None:
+        return None
 
 
 @dataclass
@@ -84,16 +130,22 @@ class Totals:
     skipped: Counter[str] = field(default_factory=Counter)
     failed: int = 0
     invocations: int = 0
+    calls: int = 0  # CI requests made (or, with --deployed, records sent: an upper bound)
 
     def as_dict(self) -> dict[str, object]:
         return {"listed": self.listed, "processed": self.processed, "skipped": dict(sorted(self.skipped.items())),
-                "failed": self.failed, "invocations": self.invocations}
+                "failed": self.failed, "invocations": self.invocations, "calls": self.calls}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> Totals:
-        return cls(int(data.get("listed", 0)), int(data.get("processed", 0)),  # type: ignore[arg-type]
-                   Counter(data.get("skipped") or {}), int(data.get("failed", 0)),  # type: ignore[arg-type]
-                   int(data.get("invocations", 0)))  # type: ignore[arg-type]
+        def num(name: str) -> int:
+            return int(data.get(name) or 0)  # type: ignore[call-overload]
+        return cls(num("listed"), num("processed"), Counter(data.get("skipped") or {}),  # type: ignore[arg-type]
+                   num("failed"), num("invocations"), num("calls"))
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(self.listed + other.listed, self.processed + other.processed, self.skipped + other.skipped,
+                      self.failed + other.failed, self.invocations + other.invocations, self.calls + other.calls)
 
 
 @dataclass(frozen=True)
@@ -108,17 +160,26 @@ class BackfillOptions:
     bucket: str
     prefix: str = ""
     region: str = "ap-guangzhou"
+    endpoint: str | None = None  # a stand-in's URL; None for the real COS (part of the checkpoint's identity)
     concurrency: int = 8
-    rate: float = 50.0  # objects per second; Cloud Infinite's persistent processing allows 100 QPS
-    page_size: int = 1000
+    rate: float | None = None  # objects (CI calls) per second; None: the documented CI limit of the region
+    page_size: int = 1000  # objects per batch (and per listing page); the checkpoint advances per batch
     checkpoint: Path | None = None
     resume: bool = True
     dry_run: bool = False
     max_objects: int | None = None  # stop after this many objects (a chunk of work; resume continues)
+    max_calls: int | None = None  # hard cap on CI calls over all runs of this checkpoint
     deployed: Deployed | None = None
+    reserved_concurrency_mb: int | None = None  # --deployed: the function's reserved concurrency
+    seconds_per_image: float = DEFAULT_SECONDS_PER_IMAGE  # --deployed: to size the rate to the reserved instances
     progress: bool | None = None  # None: only on a terminal
     log_path: Path | None = None  # the function's JSON log lines (in-process mode)
     on_outcome: Callable[[ListedObject, str, str], None] | None = None  # (object, outcome, reason), main thread
+    source: Source | None = None  # default: a ListingSource over bucket/prefix
+
+    @property
+    def mode(self) -> str:
+        return "deployed" if self.deployed else "local"
 
 
 class RateLimiter:
@@ -134,12 +195,12 @@ class RateLimiter:
         self._last = clock()
         self._lock = threading.Lock()
 
-    def acquire(self) -> None:
+    def acquire(self, n: int = 1) -> None:
         with self._lock:
             now = self._clock()
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
             self._last = now
-            self._tokens -= 1  # reserve now; a negative balance is the wait owed
+            self._tokens -= n  # reserve now; a negative balance is the wait owed
             wait_s = -self._tokens / self.rate if self._tokens < 0 else 0.0
         if wait_s > 0:
             self._sleep(wait_s)
@@ -166,64 +227,78 @@ def default_checkpoint(bucket: str, prefix: str) -> Path:
     return Path(".superres") / "backfill" / f"{bucket}-{digest}.json"
 
 
+@dataclass
+class _Batch:
+    items: list[PlanItem]
+    done: list[bool]
+
+    def handled_prefix(self) -> int:
+        for i, finished in enumerate(self.done):
+            if not finished:
+                return i
+        return len(self.done)
+
+
 class Backfill:
     def __init__(self, options: BackfillOptions, spec: FunctionSpec, settings: Settings, client: CosS3Client,
-                 gateway: CosGateway, *, appid: str | None = None, echo: Callable[[str], None] = print) -> None:
+                 gateway: CosGateway, *, appid: str | None = None, echo: Callable[[str], None] = print,
+                 say: Callable[[str], None] | None = None) -> None:
         self.options = options
         self.spec = spec
         self.settings = settings
         self.client = client
         self.gateway = gateway
         self.appid = appid or options.bucket.rpartition("-")[2]
-        self.echo = echo
+        self.echo = echo  # the dry run's plan lines (stdout)
+        self.say = say or (lambda text: print(text, file=sys.stderr, flush=True))  # notices (stderr)
+        self.source: Source = options.source or ListingSource(client, options.bucket, options.prefix,
+                                                               options.page_size)
+        self.outputs: list[Output] = outputs_for(settings, options.bucket)
+        # The planner has looked at every destination: the function must not HEAD it again (and a stale result
+        # must be redone, which skip-if-exists would refuse).
+        self._process_settings = settings.with_overrides(skip_existing=False)
         self._log_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._stop_announced = False
+        self._finished_in_flight = 0
+        self._in_flight_at_stop = 0
+        self._calls_left: int | None = None
 
-    # -- listing ---------------------------------------------------------------------------------------------
+    # -- identity and checkpoint -----------------------------------------------------------------------------
 
-    def pages(self, marker: str | None) -> Iterator[tuple[list[ListedObject], str | None]]:
-        """(objects, marker after this page) per page; the last page's marker is None."""
-        while True:
-            kwargs: dict[str, object] = {"Bucket": self.options.bucket, "Prefix": self.options.prefix,
-                                         "MaxKeys": self.options.page_size}
-            if marker:
-                kwargs["Marker"] = marker
-            page = self.client.list_objects(**kwargs)
-            contents = page.get("Contents") or []
-            if isinstance(contents, dict):
-                contents = [contents]
-            objects = [ListedObject(c["Key"], int(c.get("Size") or 0), c.get("ETag") or "") for c in contents]
-            truncated = str(page.get("IsTruncated", "false")).lower() == "true"
-            if truncated:
-                next_marker = page.get("NextMarker") or (objects[-1].key if objects else None)
-                if not next_marker:
-                    raise BackfillError("the listing is truncated but names no NextMarker")
-            else:
-                next_marker = None
-            yield objects, next_marker
-            if next_marker is None:
-                return
-            marker = next_marker
+    def identity(self) -> dict[str, object]:
+        opts = self.options
+        return {"endpoint": opts.endpoint or "cos.myqcloud.com", "region": opts.region, "mode": opts.mode,
+                "bucket": opts.bucket, "prefix": opts.prefix}
+
+    def request_stop(self) -> None:
+        """What the first Ctrl-C does: take no new objects, finish those in flight."""
+        self._stop.set()
+
+    # -- planning ----------------------------------------------------------------------------------------------
+
+    def planned(self, after: str | None) -> Iterator[PlanItem]:
+        opts = self.options
+        destinations = [bucket_listing(self.client, out.bucket, out.prefix + opts.prefix,
+                                       after=None if after is None else out.prefix + after,
+                                       page_size=opts.page_size) for out in self.outputs]
+        return plan(self.source.objects(after), destinations, self.outputs, self.settings, bucket=opts.bucket,
+                    region=opts.region)
 
     def record(self, obj: ListedObject) -> dict:
         """The COS event record the trigger would have delivered for this object's upload."""
         created = ObjectCreated(bucket=self.options.bucket, key=obj.key, size=obj.size, etag=obj.etag,
                                 content_type="", meta={}, event_name=BACKFILL_EVENT_NAME,
                                 request_id=f"backfill-{uuid.uuid4().hex[:16]}", source_ip="", authorization="")
-        return build_cos_event(created, appid=self.appid, region=self.options.region, function_name=self.spec.name)
-
-    # -- the three ways to handle an object ------------------------------------------------------------------
-
-    def plan(self, obj: ListedObject) -> tuple[dict, CosRecord, Decision]:
-        raw = self.record(obj)
-        record = parse_record(raw, default_region=self.options.region)
-        decision = decide(record, self.settings,
-                          exists=lambda bucket, key: self.gateway.exists(bucket, key, record.region))
-        return raw, record, decision
+        raw = build_cos_event(created, appid=self.appid, region=self.options.region, function_name=self.spec.name)
+        if obj.last_modified is not None:
+            raw["event"]["eventTime"] = int(obj.last_modified)  # the upload's time, as the trigger would say
+        return raw
 
     def process(self, obj: ListedObject) -> tuple[str, str]:
         """Through handle_event, as the function runs it; returns (outcome, reason)."""
         lines: list[dict[str, object]] = []
-        invocation = Invocation(settings=self.settings, gateway=self.gateway, emit=lines.append)
+        invocation = Invocation(settings=self._process_settings, gateway=self.gateway, emit=lines.append)
         context = {"request_id": f"backfill-{uuid.uuid4()}", "time_limit_in_ms": self.spec.timeout_s * 1000,
                    "function_name": self.spec.name}
         try:
@@ -240,130 +315,228 @@ class Backfill:
     def run(self) -> dict[str, object]:
         opts = self.options
         started = time.monotonic()
-        checkpoint_path = opts.checkpoint
-        marker, earlier, resumed = self._resume_point(checkpoint_path)
+        marker, earlier, resumed, stored_cap = self._resume_point(opts.checkpoint)
+        max_calls = opts.max_calls if opts.max_calls is not None else stored_cap
+        self._calls_left = None if max_calls is None else max(0, max_calls - earlier.calls)
         run = Totals()
-        stopped_early = False
-        rate = min(opts.rate, SCF_INVOKE_MAX_RATE) if opts.deployed else opts.rate
-        limiter = RateLimiter(rate)
-        bar = tqdm(total=0, unit="obj", file=sys.stderr, disable=(not opts.progress) if opts.progress is not None
-                   else None, dynamic_ncols=True, desc="dry run" if opts.dry_run else "backfill")
+        estimate = {"bytes": 0}
+        stopped: str | None = None
+        total = self.source.total()
+        bar = tqdm(total=total, initial=min(earlier.listed, total) if total else 0, unit="obj", file=sys.stderr,
+                   disable=(not opts.progress) if opts.progress is not None else None, dynamic_ncols=True,
+                   desc="dry run" if opts.dry_run else "backfill")
         executor = ThreadPoolExecutor(max_workers=max(1, opts.concurrency), thread_name_prefix="backfill")
+        limiters = self._limiters()
+        previous_handler = self._install_sigint()
+        batch: _Batch | None = None
+        forced = False
         try:
-            for objects, next_marker in self.pages(marker):
-                budget = None if opts.max_objects is None else opts.max_objects - run.listed
-                if budget is not None and budget < len(objects):
-                    objects, stopped_early = objects[:max(0, budget)], True
-                run.listed += len(objects)
-                bar.total = (bar.total or 0) + len(objects)
-                bar.refresh()
-                if opts.dry_run:
-                    self._dry_run_page(objects, executor, run, bar)
-                elif opts.deployed:
-                    self._deployed_page(objects, executor, limiter, run, bar)
-                else:
-                    self._local_page(objects, executor, limiter, run, bar)
-                if stopped_early:
+            items = self.planned(marker)
+            while stopped is None:
+                size = opts.page_size
+                if opts.max_objects is not None:
+                    size = min(size, opts.max_objects - run.listed)
+                    if size <= 0:
+                        stopped = "max_objects"
+                        break
+                batch = _Batch(_take(items, size), [])
+                if not batch.items:
                     break
-                if not opts.dry_run and checkpoint_path is not None:
-                    self._save_checkpoint(checkpoint_path, next_marker, _add(earlier, run), complete=next_marker
-                                          is None)
+                batch.done = [False] * len(batch.items)
+                stopped = self._handle(batch, executor, limiters, run, bar, estimate)
+                marker = self._advance(batch, marker, earlier, run, max_calls)
+                if stopped is None and self._stop.is_set():
+                    stopped = "interrupted"
+            complete = stopped is None
+            if complete:
+                self._save(marker, earlier + run, max_calls, complete=True)
         except KeyboardInterrupt:
-            executor.shutdown(wait=True, cancel_futures=True)
+            forced = True
+            executor.shutdown(wait=False, cancel_futures=True)
             bar.close()
-            raise BackfillInterrupted(self._summary(run, earlier, started, resumed, interrupted=True)) from None
+            if batch is not None:
+                self._advance(batch, marker, earlier, run, max_calls)
+            raise BackfillInterrupted(self._summary(run, earlier, started, resumed, estimate, "interrupted",
+                                                    max_calls, forced=True), forced=True) from None
+        except (OSError, ValueError) as exc:
+            raise BackfillError(f"the backfill stopped: {exc}") from exc
+        except (CosServiceError, CosClientError) as exc:
+            raise BackfillError(f"the backfill stopped: {describe_cos_error(exc, opts.endpoint)}") from exc
         finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+            self._restore_sigint(previous_handler)
+            executor.shutdown(wait=not forced, cancel_futures=True)
             bar.close()
-        return self._summary(run, earlier, started, resumed, stopped_early=stopped_early)
+        summary = self._summary(run, earlier, started, resumed, estimate, stopped, max_calls)
+        if stopped == "interrupted":
+            raise BackfillInterrupted(summary)
+        return summary
 
-    def _local_page(self, objects: list[ListedObject], executor: ThreadPoolExecutor, limiter: RateLimiter,
-                    run: Totals, bar: tqdm) -> None:
-        def work(obj: ListedObject) -> tuple[str, str]:
-            limiter.acquire()
-            return self.process(obj)
+    def _advance(self, batch: _Batch, marker: str | None, earlier: Totals, run: Totals,
+                 max_calls: int | None) -> str | None:
+        """Checkpoint the handled prefix of the batch; returns the new marker."""
+        handled = batch.handled_prefix()
+        if handled:
+            marker = batch.items[handled - 1].obj.key
+        batch.items, batch.done = batch.items[handled:], batch.done[handled:]  # so a second call adds nothing
+        if handled:
+            self._save(marker, earlier + run, max_calls, complete=False)
+        return marker
 
-        for obj, (outcome, reason) in self._completed(executor, work, objects):
-            if outcome == "processed":
+    def _limiters(self) -> dict[str, RateLimiter]:
+        opts = self.options
+        limit = ci_rate_limit(opts.region)
+        rate = opts.rate if opts.rate is not None else limit
+        if rate > limit and not opts.endpoint:
+            self.say(f"--rate {rate:g} is above Cloud Infinite's {limit:g} requests/s in {opts.region}: using "
+                     f"{limit:g}")
+            rate = limit
+        limiters = {"objects": RateLimiter(rate)}
+        if opts.deployed:
+            limiters["invocations"] = RateLimiter(SCF_INVOKE_MAX_RATE)
+            if opts.reserved_concurrency_mb:
+                instances = max(1, opts.reserved_concurrency_mb // max(1, self.spec.memory_mb))
+                absorb = instances / max(0.001, opts.seconds_per_image)
+                if absorb < rate:
+                    self.say(f"reserved concurrency {opts.reserved_concurrency_mb} MB = {instances} instances of "
+                             f"{self.spec.memory_mb} MB at ~{opts.seconds_per_image:g} s per image: "
+                             f"{absorb:.3g} objects/s")
+                    limiters["objects"] = RateLimiter(absorb)
+        return limiters
+
+    def _handle(self, batch: _Batch, executor: ThreadPoolExecutor, limiters: dict[str, RateLimiter], run: Totals,
+                bar: tqdm, estimate: dict[str, int]) -> str | None:
+        """Handle one batch; returns why it stopped early ("max_calls", "interrupted") or None."""
+        jobs: list[tuple[list[int], Callable[[], object]]] = []
+        stopped: str | None = None
+        for i, item in enumerate(batch.items):
+            if self._stop.is_set():
+                stopped = "interrupted"
+                break
+            if not item.should_process:
+                run.listed += 1
+                run.skipped[item.reason] += 1
+                batch.done[i] = True
+                self._show(item, "skip", item.reason)
+                self._tick(bar, run, item.obj, "skipped", item.reason)
+                continue
+            if self._calls_left is not None and self._calls_left <= 0:
+                stopped = "max_calls"
+                break
+            if self._calls_left is not None:
+                self._calls_left -= 1
+            if self.options.dry_run:
+                run.listed += 1
                 run.processed += 1
-            elif outcome == "skipped":
-                run.skipped[reason] += 1
-            else:
-                run.failed += 1
-                bar.write(f"failed: {obj.key}: {reason}", file=sys.stderr)
-            self._tick(bar, run, obj, outcome, reason)
+                run.calls += 1
+                estimate["bytes"] += estimated_output_bytes(item.obj, self.outputs)
+                batch.done[i] = True
+                self._show(item, "process", item.reason)
+                self._tick(bar, run, item.obj, "process", item.reason)
+                continue
+            jobs.append(([i], self._local_job(item, limiters)))
+        if self.options.deployed and jobs:
+            jobs = self._invocation_jobs(batch, [index for indexes, _ in jobs for index in indexes], limiters)
+        self._run_jobs(batch, jobs, executor, run, bar)
+        return stopped or ("interrupted" if self._stop.is_set() and batch.handled_prefix() < len(batch.items)
+                           else None)
 
-    def _deployed_page(self, objects: list[ListedObject], executor: ThreadPoolExecutor, limiter: RateLimiter,
-                       run: Totals, bar: tqdm) -> None:
+    def _local_job(self, item: PlanItem, limiters: dict[str, RateLimiter]) -> Callable[[], object]:
+        def job() -> object:
+            if self._stop.is_set():
+                return None
+            limiters["objects"].acquire()
+            if self._stop.is_set():
+                return None
+            return self.process(item.obj)
+        return job
+
+    def _invocation_jobs(self, batch: _Batch, indexes: list[int], limiters: dict[str, RateLimiter]
+                         ) -> list[tuple[list[int], Callable[[], object]]]:
         deployed = self.options.deployed
         assert deployed is not None
-        to_send: list[tuple[ListedObject, dict]] = []
-        for obj, planned in self._completed(executor, self._plan_or_error, objects):
-            if isinstance(planned, SuperresError):
-                run.failed += 1
-                bar.write(f"failed: {obj.key}: {planned.code}", file=sys.stderr)
-                self._tick(bar, run, obj, "failed", planned.code)
-                continue
-            raw, decision = planned
-            if decision.should_process:
-                to_send.append((obj, raw))
-            else:
-                run.skipped[decision.reason] += 1
-                self._tick(bar, run, obj, "skipped", decision.reason)
+        records = [self.record(batch.items[i].obj) for i in indexes]
+        jobs: list[tuple[list[int], Callable[[], object]]] = []
         offset = 0
-        for batch in batches([raw for _, raw in to_send], deployed.batch_size):
-            sent, offset = [obj for obj, _ in to_send[offset:offset + len(batch)]], offset + len(batch)
-            limiter.acquire()
-            try:
-                invoke(deployed.client, deployed.target, {"Records": batch}, invocation_type="Event")  # type: ignore[arg-type]
-            except InvokeError as exc:
-                run.failed += len(batch)
-                bar.write(f"failed: an Event invocation of {len(batch)} records: {exc}", file=sys.stderr)
-                outcome, reason = "failed", exc.code
+        for group in batches(records, deployed.batch_size):
+            members = indexes[offset:offset + len(group)]
+            offset += len(group)
+
+            def job(group: list[dict] = group) -> object:
+                if self._stop.is_set():
+                    return None
+                limiters["invocations"].acquire()
+                limiters["objects"].acquire(len(group))
+                if self._stop.is_set():
+                    return None
+                try:
+                    invoke(deployed.client, deployed.target, {"Records": group},  # type: ignore[arg-type]
+                           invocation_type="Event")
+                except InvokeError as exc:
+                    return exc
+                return "submitted"
+            jobs.append((members, job))
+        return jobs
+
+    def _run_jobs(self, batch: _Batch, jobs: list[tuple[list[int], Callable[[], object]]],
+                  executor: ThreadPoolExecutor, run: Totals, bar: tqdm) -> None:
+        pending: dict[Future[object], list[int]] = {executor.submit(fn): members for members, fn in jobs}
+        while pending:
+            finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in finished:
+                members = pending.pop(future)
+                if future.cancelled():
+                    continue
+                self._record_result(batch, members, future.result(), run, bar)
+            if self._stop.is_set() and not self._stop_announced:
+                self._stop_announced = True
+                for future in list(pending):
+                    if future.cancel():
+                        del pending[future]
+                in_flight = sum(len(members) for members in pending.values())
+                self._in_flight_at_stop = in_flight
+                self.say(f"finishing {in_flight} in-flight objects (Ctrl-C again to stop now)")
+
+    def _record_result(self, batch: _Batch, members: list[int], result: object, run: Totals, bar: tqdm) -> None:
+        if result is None:
+            return  # stopped before it started: not handled, the checkpoint stays before it
+        if self._stop_announced:
+            self._finished_in_flight += len(members)
+        deployed = self.options.deployed is not None
+        if deployed:
+            run.calls += len(members)
+            if isinstance(result, InvokeError):
+                run.failed += len(members)
+                bar.write(f"failed: an Event invocation of {len(members)} records: {result}", file=sys.stderr)
+                outcome, reason = "failed", result.code
             else:
                 run.invocations += 1
-                run.processed += len(batch)
+                run.processed += len(members)
                 outcome, reason = "processed", "submitted"
-            for obj in sent:
-                self._tick(bar, run, obj, outcome, reason)
+            for i in members:
+                run.listed += 1
+                batch.done[i] = True
+                self._tick(bar, run, batch.items[i].obj, outcome, reason)
+            return
+        (i,) = members
+        outcome, reason = result  # type: ignore[misc]
+        obj = batch.items[i].obj
+        run.listed += 1
+        run.calls += 1
+        if outcome == "processed":
+            run.processed += 1
+        elif outcome == "skipped":
+            run.skipped[reason] += 1
+        else:
+            run.failed += 1
+            bar.write(f"failed: {obj.key}: {reason}", file=sys.stderr)
+        batch.done[i] = True
+        self._tick(bar, run, obj, outcome, reason)
 
-    def _dry_run_page(self, objects: list[ListedObject], executor: ThreadPoolExecutor, run: Totals,
-                      bar: tqdm) -> None:
-        # executor.map keeps the listing order, so the plan reads like the bucket.
-        for obj, planned in zip(objects, executor.map(self._plan_or_error, objects), strict=True):
-            if isinstance(planned, SuperresError):
-                run.failed += 1
-                self.echo(f"failed\t{planned.code}\t{obj.key}")
-                self._tick(bar, run, obj, "failed", planned.code)
-                continue
-            decision = planned[1]
-            if decision.should_process:
-                run.processed += 1
-            else:
-                run.skipped[decision.reason] += 1
-            self.echo(f"{decision.action}\t{decision.reason}\t{obj.key} -> {decision.dest_key}")
-            self._tick(bar, run, obj, decision.action, decision.reason)
-
-    @staticmethod
-    def _completed(executor: ThreadPoolExecutor, fn: Callable[[ListedObject], T], objects: list[ListedObject]
-                   ) -> Iterator[tuple[ListedObject, T]]:
-        """Run fn over objects on the pool; yield (object, result) as each finishes, in the calling thread."""
-        pending: dict[Future[T], ListedObject] = {executor.submit(fn, obj): obj for obj in objects}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield pending.pop(future), future.result()
-        finally:
-            for future in pending:
-                future.cancel()
-
-    def _plan_or_error(self, obj: ListedObject) -> tuple[dict, Decision] | SuperresError:
-        try:
-            raw, _record, decision = self.plan(obj)
-        except SuperresError as exc:  # the HEAD failed (after the gateway's own typing); count it, go on
-            return exc
-        return raw, decision
+    def _show(self, item: PlanItem, action: str, reason: str) -> None:
+        if not self.options.dry_run:
+            return
+        dests = ", ".join(item.todo) if item.todo else ", ".join(o.prefix + item.obj.key for o in self.outputs)
+        self.echo(f"{action}\t{reason}\t{item.obj.key} -> {dests}")
 
     def _tick(self, bar: tqdm, run: Totals, obj: ListedObject, outcome: str, reason: str) -> None:
         bar.update(1)
@@ -378,61 +551,131 @@ class Backfill:
         with self._log_lock, self.options.log_path.open("a", encoding="utf-8") as fh:
             fh.write(text)
 
+    # -- Ctrl-C ----------------------------------------------------------------------------------------------
+
+    def _install_sigint(self) -> object:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def on_sigint(signum: int, frame: object) -> None:
+            if self._stop.is_set():
+                raise _ForcedStop
+            self.request_stop()
+
+        return signal.signal(signal.SIGINT, on_sigint)
+
+    @staticmethod
+    def _restore_sigint(previous: object) -> None:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)  # type: ignore[arg-type]
+
     # -- checkpoint ------------------------------------------------------------------------------------------
 
-    def _resume_point(self, path: Path | None) -> tuple[str | None, Totals, bool]:
-        if path is None or not self.options.resume or self.options.dry_run or not path.is_file():
-            return None, Totals(), False
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if (data.get("bucket"), data.get("prefix")) != (self.options.bucket, self.options.prefix):
-            raise BackfillError(f"{path} is the checkpoint of {data.get('bucket')}/{data.get('prefix')}*, not "
-                                f"{self.options.bucket}/{self.options.prefix}*: pass another --checkpoint or "
-                                "--no-resume")
+    def _resume_point(self, path: Path | None) -> tuple[str | None, Totals, bool, int | None]:
+        if path is None or not self.options.resume or not path.is_file():
+            return None, Totals(), False, None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            raise BackfillError(f"{path} is not a readable checkpoint ({exc}): delete it, or pass --no-resume to "
+                                "start over") from None
+        if data.get("version") != CHECKPOINT_VERSION:
+            raise BackfillError(f"{path} was written by another version of superres backfill (checkpoint version "
+                                f"{data.get('version')!r}, this one reads {CHECKPOINT_VERSION}): pass --no-resume to "
+                                "start over (finished objects are found done)")
+        ours = self.identity()
+        theirs = {name: data.get(name) for name in IDENTITY_FIELDS}
+        if theirs != ours:
+            differs = ", ".join(f"{name} {theirs[name]!r} (this run: {ours[name]!r})" for name in IDENTITY_FIELDS
+                                if theirs[name] != ours[name])
+            raise BackfillError(f"{path} is the checkpoint of another backfill: {differs}. Resuming it would skip "
+                                "objects this run has not handled: pass --checkpoint FILE for this run, or "
+                                "--no-resume to start over")
+        cap = data.get("max_calls")
+        cap = int(cap) if isinstance(cap, int) else None
         if data.get("complete"):
-            return None, Totals(), False  # the last run finished: start over (finished objects are skipped)
-        return data.get("marker"), Totals.from_dict(data.get("totals") or {}), True
+            return None, Totals(), False, None  # the last run finished: start over (finished objects are skipped)
+        return data.get("marker"), Totals.from_dict(data.get("totals") or {}), True, cap
 
-    def _save_checkpoint(self, path: Path, marker: str | None, totals: Totals, *, complete: bool) -> None:
-        data = {"version": CHECKPOINT_VERSION, "bucket": self.options.bucket, "prefix": self.options.prefix,
-                "mode": "deployed" if self.options.deployed else "local", "marker": marker, "complete": complete,
-                "totals": totals.as_dict(), "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    def _save(self, marker: str | None, totals: Totals, max_calls: int | None, *, complete: bool) -> None:
+        path = self.options.checkpoint
+        if path is None or self.options.dry_run:
+            return
+        data = {"version": CHECKPOINT_VERSION, **self.identity(), "source": self.source.description,
+                "outputs": [o.prefix for o in self.outputs], "marker": marker, "complete": complete,
+                "max_calls": max_calls, "totals": totals.as_dict(),
+                "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
+            json.dump(data, fh, indent=2, ensure_ascii=False)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
 
-    def _summary(self, run: Totals, earlier: Totals, started: float, resumed: bool, *, interrupted: bool = False,
-                 stopped_early: bool = False) -> dict[str, object]:
-        summary: dict[str, object] = {"bucket": self.options.bucket, "prefix": self.options.prefix,
-                                      "mode": "dry_run" if self.options.dry_run else
-                                      "deployed" if self.options.deployed else "local"}
+    def _summary(self, run: Totals, earlier: Totals, started: float, resumed: bool, estimate: dict[str, int],
+                 stopped: str | None, max_calls: int | None, *, forced: bool = False) -> dict[str, object]:
+        opts = self.options
+        summary: dict[str, object] = {"bucket": opts.bucket, "prefix": opts.prefix,
+                                      "mode": "dry_run" if opts.dry_run else opts.mode,
+                                      "source": self.source.description}
         summary.update(run.as_dict())
-        if not self.options.deployed:
+        if not opts.deployed:
             summary.pop("invocations")
-        if self.options.dry_run:
+        if opts.dry_run:
             summary["to_process"] = summary.pop("processed")
+            summary["ci_calls"] = summary.pop("calls")
+            summary["estimated_output_bytes"] = estimate["bytes"]
         summary["seconds"] = round(time.monotonic() - started, 3)
         summary["resumed"] = resumed
         if resumed:
-            summary["totals_with_earlier_runs"] = _add(earlier, run).as_dict()
-        if interrupted:
+            summary["totals_with_earlier_runs"] = (earlier + run).as_dict()
+        if max_calls is not None:
+            summary["max_calls"] = max_calls
+            summary["calls_left"] = self._calls_left
+        if stopped == "interrupted":
             summary["interrupted"] = True
-        if stopped_early:
+            summary["finished_in_flight"] = self._finished_in_flight
+            if forced:
+                summary["abandoned_in_flight"] = max(0, self._in_flight_at_stop - self._finished_in_flight)
+        elif stopped == "max_objects":
             summary["stopped_after_max_objects"] = True
+        elif stopped == "max_calls":
+            summary["stopped_after_max_calls"] = True
         return summary
 
 
-def batches(records: list[dict], batch_size: int, max_bytes: int = ASYNC_EVENT_MAX_BYTES) -> Iterator[list[dict]]:
-    """Groups of at most batch_size records whose {"Records": [...]} event encodes to at most max_bytes."""
-    overhead = len(encode_event({"Records": []}))
+def describe_cos_error(exc: Exception, endpoint: str | None) -> str:
+    """One line for a failed listing or read: COS's error code and message, or where COS could not be reached."""
+    if isinstance(exc, CosServiceError):
+        return f"{exc.get_error_code()}: {exc.get_error_msg()} ({exc.get_resource_location() or 'COS'})"
+    where = endpoint or "COS"
+    hint = " (is `superres local` running there?)" if endpoint else ""
+    text = str(exc)
+    reason = "connection refused" if "Connection refused" in text else text[:300]
+    return f"cannot reach {where}: {reason}{hint}"
+
+
+def _take(items: Iterator[PlanItem], n: int) -> list[PlanItem]:
+    taken: list[PlanItem] = []
+    for item in items:
+        taken.append(item)
+        if len(taken) >= n:
+            break
+    return taken
+
+
+def batches(records: Sequence[dict], batch_size: int, max_bytes: int = ASYNC_EVENT_MAX_BYTES
+            ) -> Iterator[list[dict]]:
+    """Groups of at most batch_size records whose {"Records": [...]} event is at most max_bytes of UTF-8."""
+    overhead = _utf8_len(encode_event({"Records": []}))
     batch: list[dict] = []
     size = overhead
     for record in records:
-        record_bytes = len(encode_event(record)) + 1  # + the comma between records
+        record_bytes = _utf8_len(encode_event(record)) + 1  # + the comma between records
         if record_bytes + overhead > max_bytes:
             raise BackfillError(f"one record alone encodes to {record_bytes} bytes, over the {max_bytes}-byte "
                                 "async limit")
@@ -445,8 +688,6 @@ def batches(records: list[dict], batch_size: int, max_bytes: int = ASYNC_EVENT_M
         yield batch
 
 
-def _add(a: Totals, b: Totals) -> Totals:
-    return Totals(a.listed + b.listed, a.processed + b.processed, a.skipped + b.skipped, a.failed + b.failed,
-                  a.invocations + b.invocations)
-
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
 

@@ -56,3 +56,6 @@ from .commands import check_cmd, deploy_config_cmd  # noqa: E402
 
 main.add_command(check_cmd.check)
 main.add_command(deploy_config_cmd.deploy_config)
+from .commands import reconcile_cmd  # noqa: E402
+
+main.add_command(reconcile_cmd.reconcile)

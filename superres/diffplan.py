@@ -1,0 +1,253 @@
+"""Find the backfill's work without a HEAD per object: a streaming merge of sorted listings.
+
+The sources (a bucket listing, a COS Inventory report sorted by key, or a reconcile report) and one listing of
+each destination prefix arrive sorted by key (COS lists in UTF-8 byte order, which is Python's str order). A
+source's result for output `o` is `o.prefix + key`; stripping the prefix keeps the order, so one pass over all
+of them pairs every source with its results in O(1) memory per output.
+
+Freshness (the function's own rule, superres_fn.is_fresh): a result counts as done only if its LastModified >= the
+source's LastModified, in whole seconds (equal counts as done); the source's LastModified stands for the upload's
+eventTime, which is also what the synthesized records carry, so the deployed function judges them alike.
+
+The function's own filters (suffix, size, recursion guard, unsafe keys) come from `superres_fn.decide`, called
+without `exists`, so the planner and the function cannot disagree on what is an image to process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import NamedTuple
+
+from superres_fn import CosRecord, Settings, decide
+from superres_fn import is_fresh as function_is_fresh
+
+BACKFILL_EVENT_NAME = "cos:ObjectCreated:Put"
+_EPOCH = datetime.fromtimestamp(0, timezone.utc)
+
+# Documented rate limits (shared/spec/tencent-platform-facts.md): SCF's Invoke API 100 requests/s by default
+# (doc 583/17243); CI persistent processing 100/s in mainland public regions, 50/s in finance and overseas
+# regions (doc 460/36620).
+SCF_INVOKE_MAX_RATE = 100.0
+CI_RATE_MAINLAND = 100.0
+CI_RATE_FINANCE_OR_OVERSEAS = 50.0
+_MAINLAND_REGIONS = frozenset({"ap-beijing", "ap-shanghai", "ap-guangzhou", "ap-chengdu", "ap-chongqing",
+                               "ap-nanjing", "ap-shenzhen", "ap-tianjin", "ap-beijing-1", "ap-shenzhen-1"})
+
+# Rough size of a super-resolved result relative to its source, per source pixel-area scaled by magnify^2:
+# the result is PNG (see README, "Output format"), about 8x a photo's JPEG/WebP bytes at the same size, and
+# about the size of a PNG; BMP is stored raw, about twice a PNG of the same photo.
+_OUTPUT_BYTES_PER_SOURCE_BYTE = {"jpg": 8.0, "jpeg": 8.0, "webp": 8.0, "png": 1.0, "bmp": 0.5}
+
+
+def ci_rate_limit(region: str) -> float:
+    """CI persistent-processing requests/s for a region: 100 in mainland public regions, 50 elsewhere."""
+    if region in _MAINLAND_REGIONS and "fsi" not in region:
+        return CI_RATE_MAINLAND
+    return CI_RATE_FINANCE_OR_OVERSEAS
+
+
+class ListedObject(NamedTuple):
+    key: str
+    size: int
+    etag: str
+    last_modified: float | None = None  # Unix seconds; None when the source does not say
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where one output of an upload goes: bucket and prefix (the result's key is prefix + source key)."""
+
+    bucket: str
+    prefix: str
+    magnify: int = 2
+
+
+def outputs_for(settings: Settings, bucket: str) -> list[Output]:
+    """The function's outputs: its OUTPUTS setting when it has one, else DEST_PREFIX/DEST_BUCKET/MAGNIFY."""
+    configured = getattr(settings, "outputs", None)
+    if configured:
+        return [Output(getattr(o, "bucket", None) or bucket, o.prefix, int(getattr(o, "magnify", 2)))
+                for o in configured]
+    return [Output(settings.dest_bucket or bucket, settings.dest_prefix, settings.magnify)]
+
+
+class PlanItem(NamedTuple):
+    obj: ListedObject
+    action: str  # "process" or "skip"
+    reason: str  # skip: the function's reason or "already_done"; process: "missing" or "stale"
+    todo: tuple[str, ...] = ()  # destination keys (one per output) that are missing or stale
+
+    @property
+    def should_process(self) -> bool:
+        return self.action == "process"
+
+
+def parse_last_modified(value: object) -> float | None:
+    """COS's ISO 8601 LastModified ('2026-12-02T02:08:34.000Z'), an HTTP date, or Unix seconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def is_fresh(result_modified: float | None, source_modified: float | None) -> bool:
+    """The function's freshness rule (superres_fn.is_fresh: whole seconds, equal counts as done, a result of
+    unknown age counts as done), with the source's LastModified standing for the upload's eventTime."""
+    if source_modified is None:
+        return True
+    return function_is_fresh(None if result_modified is None else int(result_modified),
+                             datetime.fromtimestamp(int(source_modified), timezone.utc))
+
+
+class _Cursor:
+    """One destination listing, advanced lazily to each source key."""
+
+    __slots__ = ("_it", "_strip", "_key", "_modified")
+
+    def __init__(self, listing: Iterable[ListedObject], prefix: str) -> None:
+        self._it = iter(listing)
+        self._strip = len(prefix)
+        self._key: str | None = ""
+        self._modified: float | None = None
+        self._next()
+
+    def _next(self) -> None:
+        for obj in self._it:
+            self._key, self._modified = obj.key[self._strip:], obj.last_modified
+            return
+        self._key = None
+
+    def find(self, key: str) -> tuple[bool, float | None]:
+        """(found, LastModified) of this source key's result; keys before it are passed over."""
+        while self._key is not None and self._key < key:
+            self._next()
+        if self._key == key:
+            return True, self._modified
+        return False, None
+
+
+def plan(sources: Iterable[ListedObject], destinations: Sequence[Iterable[ListedObject]], outputs: Sequence[Output],
+         settings: Settings, *, bucket: str, region: str) -> Iterator[PlanItem]:
+    """One PlanItem per source, in source order. `destinations[i]` lists `outputs[i].prefix` (sorted)."""
+    cursors = [_Cursor(listing, out.prefix) for listing, out in zip(destinations, outputs, strict=True)]
+    name, _, appid = bucket.rpartition("-")
+    record = _record_factory(bucket, name, appid, region)
+    last = None
+    for obj in sources:
+        if last is not None and obj.key <= last:
+            raise ValueError(f"sources are not sorted by key: {obj.key!r} after {last!r}")
+        last = obj.key
+        decision = decide(record(obj), settings)
+        if not decision.should_process:
+            yield PlanItem(obj, "skip", decision.reason)
+            continue
+        todo: list[str] = []
+        stale = False
+        for cursor, out in zip(cursors, outputs, strict=True):
+            found, modified = cursor.find(obj.key)
+            if found and is_fresh(modified, obj.last_modified):
+                continue
+            stale = stale or found
+            todo.append(out.prefix + obj.key)
+        if todo:
+            yield PlanItem(obj, "process", "stale" if stale else "missing", tuple(todo))
+        else:
+            yield PlanItem(obj, "skip", "already_done")
+
+
+def _record_factory(bucket: str, name: str, appid: str, region: str) -> Callable[[ListedObject], CosRecord]:
+    def record(obj: ListedObject) -> CosRecord:
+        return CosRecord(BACKFILL_EVENT_NAME, _EPOCH, bucket, name, appid, region, obj.key, obj.key, obj.size,
+                         obj.etag or None, None, None)
+    return record
+
+
+def estimated_output_bytes(obj: ListedObject, outputs: Sequence[Output]) -> int:
+    """A rough estimate of the bytes the results of one source will take (see _OUTPUT_BYTES_PER_SOURCE_BYTE)."""
+    suffix = obj.key.rpartition(".")[2].lower()
+    factor = _OUTPUT_BYTES_PER_SOURCE_BYTE.get(suffix, 4.0)
+    return int(sum(obj.size * factor * out.magnify ** 2 for out in outputs))
+
+
+def objects_from_contents(contents: object) -> list[ListedObject]:
+    """ListObjects' Contents (a list, or a dict for one entry, as cos-python-sdk-v5 returns it)."""
+    if not contents:
+        return []
+    items = [contents] if isinstance(contents, Mapping) else contents
+    return [ListedObject(c["Key"], int(c.get("Size") or 0), c.get("ETag") or "",  # type: ignore[index, union-attr]
+                         parse_last_modified(c.get("LastModified")))  # type: ignore[union-attr]
+            for c in items]  # type: ignore[union-attr]
+
+
+def bucket_listing(client: object, bucket: str, prefix: str, *, after: str | None = None, page_size: int = 1000,
+                   on_page: Callable[[int], None] | None = None) -> Iterator[ListedObject]:
+    """Every object under `prefix` with a key after `after`, in key order, one ListObjects page at a time."""
+    marker = after or ""
+    while True:
+        kwargs: dict[str, object] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": page_size}
+        if marker:
+            kwargs["Marker"] = marker
+        page = client.list_objects(**kwargs)  # type: ignore[attr-defined]
+        objects = objects_from_contents(page.get("Contents"))
+        if on_page is not None:
+            on_page(len(objects))
+        yield from objects
+        if str(page.get("IsTruncated", "false")).lower() != "true":
+            return
+        marker = page.get("NextMarker") or (objects[-1].key if objects else "")
+        if not marker:
+            raise ValueError(f"the listing of {bucket}/{prefix} is truncated but names no NextMarker")
+
+
+# -- the reconcile report: one JSON line per source whose results are missing or stale, sorted by key ----------
+
+def report_line(item: PlanItem) -> str:
+    obj = item.obj
+    return json.dumps({"key": obj.key, "size": obj.size, "etag": obj.etag, "last_modified": obj.last_modified,
+                       "state": item.reason, "results": list(item.todo)}, ensure_ascii=False) + "\n"
+
+
+@dataclass
+class ReportSource:
+    """A `superres reconcile` report as the backfill's sources (the report is written in key order)."""
+
+    path: Path
+    prefix: str = ""
+    description: str = "report"
+
+    def objects(self, after: str | None) -> Iterator[ListedObject]:
+        with self.path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                    obj = ListedObject(str(entry["key"]), int(entry.get("size") or 0), str(entry.get("etag") or ""),
+                                       parse_last_modified(entry.get("last_modified")))
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ValueError(f"{self.path} line {number} is not a reconcile report line ({exc})") from None
+                if obj.key.startswith(self.prefix) and (after is None or obj.key > after):
+                    yield obj
+
+    def total(self) -> int | None:
+        with self.path.open("rb") as fh:
+            return sum(1 for line in fh if line.strip())

@@ -1,0 +1,105 @@
+"""The diff planner: a streaming merge of sorted sources with one sorted listing per output, the freshness rule,
+the function's own filters, and the documented rate limits by region."""
+
+from __future__ import annotations
+
+import pytest
+from superres_fn import load_settings
+
+from superres.diffplan import (
+    ListedObject,
+    Output,
+    ci_rate_limit,
+    estimated_output_bytes,
+    is_fresh,
+    outputs_for,
+    parse_last_modified,
+    plan,
+)
+
+SETTINGS = load_settings({"DEST_PREFIX": "superres/"})
+BUCKET = "photos-1250000000"
+
+
+def _plan(sources: list[ListedObject], *listings: list[ListedObject], outputs: list[Output] | None = None):  # type: ignore[no-untyped-def]
+    outs = outputs or [Output(BUCKET, "superres/")]
+    return [(item.obj.key, item.action, item.reason, item.todo)
+            for item in plan(sources, list(listings), outs, SETTINGS, bucket=BUCKET, region="ap-guangzhou")]
+
+
+def src(key: str, modified: float | None = 1000.0, size: int = 10) -> ListedObject:
+    return ListedObject(key, size, '"e"', modified)
+
+
+def test_a_result_as_new_as_its_source_in_whole_seconds_counts_as_done() -> None:
+    assert is_fresh(1000.9, 1000.1)  # same second
+    assert is_fresh(1001.0, 1000.9)
+    assert not is_fresh(999.99, 1000.0)
+    assert is_fresh(None, 1000.0) and is_fresh(5.0, None)  # unknown times: an existing result is done
+
+
+def test_missing_stale_and_done_results_are_found_by_one_merge() -> None:
+    sources = [src("a.jpg"), src("b.jpg"), src("c.jpg"), src("d.jpg")]
+    results = [src("superres/b.jpg", 1000.5), src("superres/bb.jpg"), src("superres/c.jpg", 999.0)]
+    assert _plan(sources, results) == [
+        ("a.jpg", "process", "missing", ("superres/a.jpg",)),
+        ("b.jpg", "skip", "already_done", ()),
+        ("c.jpg", "process", "stale", ("superres/c.jpg",)),
+        ("d.jpg", "process", "missing", ("superres/d.jpg",)),
+    ]
+
+
+def test_each_output_is_diffed_on_its_own_listing() -> None:
+    outputs = [Output(BUCKET, "x2/", 2), Output(BUCKET, "x4/", 4)]
+    sources = [src("a.png"), src("b.png")]
+    assert _plan(sources, [src("x2/a.png"), src("x2/b.png")], [src("x4/b.png")], outputs=outputs) == [
+        ("a.png", "process", "missing", ("x4/a.png",)),
+        ("b.png", "skip", "already_done", ()),
+    ]
+
+
+def test_the_functions_own_filters_decide_what_is_an_image_to_process() -> None:
+    sources = [src("a.txt"), src("b.png", size=0), src("superres/c.png"), src("x/../d.png")]
+    assert [(k, a, r) for k, a, r, _ in _plan(sources, [])] == [
+        ("a.txt", "skip", "suffix_not_accepted"),
+        ("b.png", "skip", "empty_object"),
+        ("superres/c.png", "skip", "under_destination_prefix"),
+        ("x/../d.png", "skip", "unsafe_key"),
+    ]
+
+
+def test_unsorted_sources_are_refused() -> None:
+    with pytest.raises(ValueError, match="not sorted"):
+        _plan([src("b.png"), src("a.png")], [])
+
+
+def test_cjk_keys_merge_in_utf8_byte_order_as_cos_lists_them() -> None:
+    keys = sorted(["z.png", "照片.png", "ａ.png", "a.png"], key=lambda k: k.encode())
+    assert keys == sorted(keys)  # Python's str order is UTF-8 byte order
+    plans = _plan([src(k) for k in keys], [src(f"superres/{k}") for k in keys])
+    assert all(reason == "already_done" for _k, _a, reason, _t in plans)
+
+
+def test_ci_rate_limit_follows_the_region() -> None:
+    assert ci_rate_limit("ap-guangzhou") == ci_rate_limit("ap-beijing") == 100
+    assert ci_rate_limit("ap-shanghai-fsi") == ci_rate_limit("ap-shenzhen-fsi") == 50
+    assert ci_rate_limit("ap-singapore") == ci_rate_limit("na-siliconvalley") == ci_rate_limit("ap-hongkong") == 50
+
+
+def test_outputs_come_from_the_single_output_settings() -> None:
+    settings = load_settings({"DEST_PREFIX": "out/", "MAGNIFY": "4", "DEST_BUCKET": "results-1250000000"})
+    assert outputs_for(settings, BUCKET) == [Output("results-1250000000", "out/", 4)]
+    assert outputs_for(SETTINGS, BUCKET) == [Output(BUCKET, "superres/", 2)]
+
+
+def test_output_bytes_estimate_scales_with_magnify_squared_and_format() -> None:
+    assert estimated_output_bytes(src("a.jpg", size=100), [Output(BUCKET, "x/", 2)]) == 100 * 8 * 4
+    assert estimated_output_bytes(src("a.png", size=100), [Output(BUCKET, "x/", 4)]) == 100 * 16
+
+
+def test_last_modified_parses_cos_listing_and_inventory_formats() -> None:
+    assert parse_last_modified("1970-01-01T00:00:10.000Z") == 10.0
+    assert parse_last_modified("1970-01-01T00:00:10+00:00") == 10.0
+    assert parse_last_modified("Thu, 01 Jan 1970 00:00:10 GMT") == 10.0
+    assert parse_last_modified("10") == 10.0
+    assert parse_last_modified("") is None and parse_last_modified("soon") is None
