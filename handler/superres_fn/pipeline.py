@@ -248,11 +248,14 @@ def _super_resolve(
 def _watch(
     record: CosRecord, decision: Decision, deadline: float, watch_s: float, invocation: Invocation
 ) -> ObjectState | None:
-    """HEAD the destination now and then, for up to `watch_s` seconds, until a fresh result is there."""
+    """HEAD the destination now and then, for up to `watch_s` seconds, until a fresh result is there. A HEAD that
+    fails is not retried here: the failure goes to the caller's retry loop, which counts it as an attempt."""
     until = min(invocation.clock() + watch_s, deadline - invocation.policy.min_attempt_s)
     pause = 0.25
     while True:
-        state = _result_state(record, decision.dest_bucket, decision.dest_key, deadline, invocation)
+        found = invocation.gateway.head(decision.dest_bucket, decision.dest_key, record.region,
+                                        _left(deadline, invocation))
+        state = found if found is not None and is_fresh(found.last_modified, record.event_time) else None
         if state is not None or invocation.clock() + pause > until:
             return state
         invocation.sleep(pause)
