@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 from superres_fn import ConfigError, Settings, load_settings
-from superres_fn.plan import CLAIMS_FOLDER
+from superres_fn.plan import CLAIMS_FOLDER, STAGING_FOLDER
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.scf.v20180416 import models as scf_models
 from tencentcloud.scf.v20180416 import scf_client
@@ -21,7 +21,7 @@ from .scf.serverless import CosTrigger, FunctionSpec, ServerlessConfigError, loa
 # The function's own settings (handler/superres_fn/config.py); anything else in serverless.yml is a typo.
 FUNCTION_VARIABLES = frozenset(
     {"DEST_PREFIX", "MAGNIFY", "DEST_BUCKET", "ACCEPTED_SUFFIXES", "MAX_INPUT_BYTES", "SKIP_EXISTING", "CLAIM_WORK",
-     "COS_TIMEOUT_S"}
+     "COS_TIMEOUT_S", "OUTPUTS"}
 )
 # SCF refuses user variables with these prefixes, and caps all variables together at 4 KB.
 RESERVED_PREFIXES = ("SCF_", "QCLOUD_", "TENCENTCLOUD_")
@@ -78,6 +78,8 @@ def cam_policy(deployment: Deployment) -> dict[str, object]:
       (`qcs::ci:<region>:uid/<appid>:bucket/<bucket>/*`, doc 460/41741); both action names, see CI_ACTIONS.
     - cos:DeleteObject on DEST_PREFIX.claims/ only (CLAIM_WORK, the default): the function releases its claim on a
       record's work there (the claim's PUT and HEAD are covered by the statement above).
+    - cos:GetObject + cos:DeleteObject on DEST_PREFIX.staging/ only, when an output of OUTPUTS has a format: CI
+      reads the staged PNG to convert it, the function deletes it afterwards.
     """
     statements: list[dict[str, object]] = []
     for trigger in deployment.spec.triggers:
@@ -96,6 +98,11 @@ def cam_policy(deployment: Deployment) -> dict[str, object]:
             claims = f"{deployment.dest_bucket(trigger)}/{deployment.settings.dest_prefix}{CLAIMS_FOLDER}*"
             statements.append({"effect": "allow", "action": ["cos:DeleteObject"],
                                "resource": [f"qcs::cos:{trigger.region}:uid/{appid}:{claims}"]})
+        if any(output.format for output in deployment.settings.outputs):
+            # CI reads the staged PNG to convert it; the function deletes it afterwards.
+            staging = f"{deployment.dest_bucket(trigger)}/{deployment.settings.dest_prefix}{STAGING_FOLDER}*"
+            statements.append({"effect": "allow", "action": ["cos:GetObject", "cos:DeleteObject"],
+                               "resource": [f"qcs::cos:{trigger.region}:uid/{appid}:{staging}"]})
     return {"version": "2.0", "statement": _merge_duplicates(statements)}
 
 

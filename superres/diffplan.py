@@ -67,12 +67,8 @@ class Output:
 
 
 def outputs_for(settings: Settings, bucket: str) -> list[Output]:
-    """The function's outputs: its OUTPUTS setting when it has one, else DEST_PREFIX/DEST_BUCKET/MAGNIFY."""
-    configured = getattr(settings, "outputs", None)
-    if configured:
-        return [Output(getattr(o, "bucket", None) or bucket, o.prefix, int(getattr(o, "magnify", 2)))
-                for o in configured]
-    return [Output(settings.dest_bucket or bucket, settings.dest_prefix, settings.magnify)]
+    """The function's outputs (its OUTPUTS setting, else DEST_PREFIX at MAGNIFY), all in DEST_BUCKET or `bucket`."""
+    return [Output(settings.dest_bucket or bucket, output.prefix, output.magnify) for output in settings.outputs]
 
 
 class PlanItem(NamedTuple):

@@ -15,6 +15,10 @@ AI_SUPER_RESOLUTION_MAX_BYTES = 5 * 1024 * 1024
 _HARD_MAX_INPUT_BYTES = 32 * 1024 * 1024
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,48}[a-z0-9]-\d{5,}$|^[a-z0-9]-\d{5,}$")
 DEFAULT_SUFFIXES = ("jpg", "jpeg", "png", "bmp", "webp")
+# Pic-Operations carries at most five rules (doc 1045/33695), so all outputs go in one CI call.
+MAX_OUTPUTS = 5
+# Formats an output may be converted to (imageMogr2/format/...); the AISuperResolution result itself is PNG.
+OUTPUT_FORMATS = {"jpg": "jpg", "jpeg": "jpg", "webp": "webp", "png": "png"}
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -25,6 +29,25 @@ class Endpoint(NamedTuple):
     scheme: str
     host: str
     port: int
+
+
+class OutputSpec(NamedTuple):
+    """One entry of OUTPUTS: a folder under DEST_PREFIX ("" is DEST_PREFIX itself), a magnification, and an optional
+    format (jpg, webp, png) and quality (1-100) the super-resolved PNG is converted to."""
+
+    folder: str
+    magnify: int
+    format: str | None = None
+    quality: int | None = None
+
+
+class Output(NamedTuple):
+    """One result per upload: written under `prefix` (DEST_PREFIX + the folder) in the destination bucket."""
+
+    prefix: str
+    magnify: int
+    format: str | None = None
+    quality: int | None = None
 
 
 class Settings(NamedTuple):
@@ -40,9 +63,15 @@ class Settings(NamedTuple):
     region: str | None = None
     endpoint: Endpoint | None = None
     cos_timeout_s: float = 60.0
+    output_specs: tuple[OutputSpec, ...] = ()  # OUTPUTS; empty: one output, DEST_PREFIX at MAGNIFY
 
     def with_overrides(self, **changes: object) -> Settings:
         return self._replace(**changes)
+
+    @property
+    def outputs(self) -> tuple[Output, ...]:
+        specs = self.output_specs or (OutputSpec("", self.magnify),)
+        return tuple(Output(self.dest_prefix + spec.folder, spec.magnify, spec.format, spec.quality) for spec in specs)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -59,6 +88,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         region=(env.get("TENCENTCLOUD_REGION") or "").strip() or None,
         endpoint=parse_endpoint(env.get("COS_ENDPOINT_URL")),
         cos_timeout_s=_positive_float("COS_TIMEOUT_S", env.get("COS_TIMEOUT_S"), default=60.0),
+        output_specs=_outputs(env.get("OUTPUTS")),
     )
     return settings.with_overrides(**overrides) if overrides else settings
 
@@ -86,6 +116,46 @@ def _magnify(raw: str | None) -> int:
     if raw.strip() not in ("2", "4"):
         raise ConfigError("MAGNIFY", f"allowed values are 2 or 4 (default 2); got {raw!r}")
     return int(raw)
+
+
+def _outputs(raw: str | None) -> tuple[OutputSpec, ...]:
+    """OUTPUTS: comma list of FOLDER:MAGNIFY[:FORMAT[:QUALITY]], folders under DEST_PREFIX."""
+    if raw is None or raw.strip() == "":
+        return ()
+    example = "e.g. 'x2/:2,x4/:4:webp:80' (results under DEST_PREFIX/x2/ and, as WebP quality 80, DEST_PREFIX/x4/)"
+    specs: list[OutputSpec] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        fields = [field.strip() for field in item.split(":")]
+        if not 2 <= len(fields) <= 4:
+            raise ConfigError("OUTPUTS", f"each output is FOLDER:MAGNIFY[:FORMAT[:QUALITY]], {example}; got {item!r}")
+        folder = fields[0].strip("/")
+        if folder and any(part in ("", ".", "..") or part.startswith(".") for part in folder.split("/")):
+            raise ConfigError("OUTPUTS", f"folder {fields[0]!r} may not have empty, '.'-leading or '..' segments "
+                              "(DEST_PREFIX/.claims/ and .staging/ are the function's own)")
+        if fields[1] not in ("2", "4"):
+            raise ConfigError("OUTPUTS", f"magnify of {item!r} must be 2 or 4")
+        fmt = fields[2].lower() if len(fields) > 2 and fields[2] else None
+        if fmt is not None and fmt not in OUTPUT_FORMATS:
+            raise ConfigError("OUTPUTS", f"format of {item!r} must be one of jpg, webp, png")
+        quality = None
+        if len(fields) > 3 and fields[3]:
+            if fmt is None or not fields[3].isdigit() or not 1 <= int(fields[3]) <= 100:
+                raise ConfigError("OUTPUTS", f"quality of {item!r} must be 1-100, after a format")
+            quality = int(fields[3])
+        specs.append(OutputSpec(folder + "/" if folder else "", int(fields[1]),
+                                OUTPUT_FORMATS[fmt] if fmt else None, quality))
+    if not 1 <= len(specs) <= MAX_OUTPUTS:
+        raise ConfigError("OUTPUTS", f"1 to {MAX_OUTPUTS} outputs (one Pic-Operations takes five rules); got {raw!r}")
+    folders = [spec.folder for spec in specs]
+    for i, one in enumerate(folders):
+        for other in folders[i + 1:]:
+            if one.startswith(other) or other.startswith(one):
+                raise ConfigError("OUTPUTS", f"folders {one or '(DEST_PREFIX itself)'!r} and "
+                                  f"{other or '(DEST_PREFIX itself)'!r} overlap: one output's results would land "
+                                  "among another's")
+    return tuple(specs)
 
 
 def _dest_bucket(raw: str | None) -> str | None:

@@ -6,13 +6,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import NamedTuple, TypeVar
 
-from .config import Settings
+from .config import Output, Settings
 from .errors import CosCallError, EventError, RecordsFailedError, SuperresError, WorkInProgressError
 from .events import CosRecord, RecordSlot, iter_records
 from .gateway import Gateway, ObjectState
 from .log import Emit, emit_stdout
-from .plan import Decision, claim_key, decide, is_fresh, pic_operations
-from .results import parse_upload_result
+from .plan import Decision, claim_key, decide, is_fresh, output_keys, pic_operations_for, staging_key
+from .results import UploadResult, parse_upload_result
 from .retry import DEFAULT_POLICY, Attempts, RetryPolicy, call_with_retry
 
 T = TypeVar("T")
@@ -112,7 +112,7 @@ def _handle_slot(
         elif claims:
             line.update(_claimed(record, decision, deadline, claim_ttl_s, attempts, invocation, line))
         else:
-            line.update(_super_resolve(record, decision, deadline, attempts, invocation))
+            line.update(_work(record, decision, deadline, attempts, invocation, line, looked=True))
     except SuperresError as exc:
         line.update(outcome="failed", reason=exc.code, error=exc.as_log(), retry=exc.retryable)
     except Exception as exc:  # noqa: BLE001 - a bug must not cost the other records; SCF retries the event
@@ -177,11 +177,7 @@ def _claimed(
             pause = min(pause * 2, 2.0)
     try:
         # Looked at under the claim: a result stored by an earlier (or a concurrent, now finished) delivery is seen.
-        if invocation.settings.skip_existing and _result_state(
-                record, decision.dest_bucket, decision.dest_key, deadline, invocation) is not None:
-            return {"outcome": "skipped", "reason": "already_done",
-                    "detail": "the destination holds a result at least as new as this upload (SKIP_EXISTING)"}
-        return _super_resolve(record, decision, deadline, attempts, invocation)
+        return _work(record, decision, deadline, attempts, invocation, line, looked=False)
     finally:
         try:
             gateway.delete(bucket, key, record.region, max(_left(deadline, invocation), 1.0))
@@ -197,67 +193,171 @@ def _expired(claim: ObjectState, ttl_s: float, now: float) -> bool:
     return claim.last_modified is not None and now - claim.last_modified > ttl_s
 
 
-def _super_resolve(
-    record: CosRecord, decision: Decision, deadline: float, attempts: Attempts, invocation: Invocation
+class _Target(NamedTuple):
+    """One output of one upload: its final key, and where its PNG lands first when it is converted to a format."""
+
+    output: Output
+    key: str
+    staging: str | None
+
+
+def _work(
+    record: CosRecord, decision: Decision, deadline: float, attempts: Attempts, invocation: Invocation,
+    line: dict[str, object], *, looked: bool,
 ) -> dict[str, object]:
-    """Call CI until it answers or fails for good. After a failure that leaves it unknown whether CI did the work
-    (timeout, reset after sending, 5xx, unreadable 2xx), the destination is watched before any new call: CI may still
-    be writing. A result that lands ends the record (`confirmed_by: head`); only when none has landed after as long
-    again as the failed call took (at least _MIN_WATCH_S) is CI called again."""
-    operations = pic_operations(decision, record.bucket, invocation.settings.magnify)
+    """Every output of the upload: skip those already done (the freshness rule), super-resolve the rest in one CI
+    call (one rule each; up to five), then convert those with a format, each in a second call from its staging PNG.
+    `looked`: decide() already found the first output not done (CLAIM_WORK=false with a single output)."""
+    settings = invocation.settings
+    several = bool(settings.output_specs)
+    targets = [_Target(output, key, staging_key(decision.dest_bucket, key, settings) if output.format else None)
+               for output, key in output_keys(record.key, settings)]
+    done: dict[str, ObjectState] = {}
+    if settings.skip_existing and not (looked and len(targets) == 1):
+        for target in targets:
+            state = _result_state(record, decision.dest_bucket, target.key, deadline, invocation)
+            if state is not None:
+                done[target.key] = state
+    pending = [target for target in targets if target.key not in done]
+    if not pending:
+        skipped: dict[str, object] = {"outcome": "skipped", "reason": "already_done", "detail": (
+            "the destination holds a result at least as new as this upload (SKIP_EXISTING)")}
+        if several:
+            skipped["outputs"] = [_output_line(t, "already_done", _state_log(t.key, done[t.key])) for t in targets]
+        return skipped
+
+    # A converted output whose PNG already sits, fresh, in staging (an earlier try stopped between the two calls)
+    # needs only its conversion.
+    staged = {t.key for t in pending if t.staging and settings.skip_existing
+              and _result_state(record, decision.dest_bucket, t.staging, deadline, invocation) is not None}
+    results: dict[str, dict[str, object]] = {}
+    confirmed: set[str] = set()
+    original = None
+    to_resolve = [t for t in pending if t.key not in staged]
+    if to_resolve:
+        rules = [(t.staging or t.key, f"ci-process=AISuperResolution&magnify={t.output.magnify}") for t in to_resolve]
+        upload, landed = _call_ci(record, record.bucket, record.key, decision.dest_bucket, rules, 1, deadline,
+                                  attempts, invocation)
+        original = upload.original.image if upload is not None and upload.original else None
+        for target in to_resolve:
+            written = target.staging or target.key
+            if written in landed:
+                confirmed.add(target.key)
+            results[target.key] = landed.get(written) or _found(upload, written, single=len(rules) == 1)
+    for target in pending:
+        if target.staging is None:
+            continue
+        fmt, quality = target.output.format, target.output.quality
+        rule = f"imageMogr2/format/{fmt}" + (f"/quality/{quality}!" if quality else "")
+        upload, landed = _call_ci(record, decision.dest_bucket, target.staging, decision.dest_bucket,
+                                  [(target.key, rule)], 0, deadline, attempts, invocation)
+        if target.key in landed:
+            confirmed.add(target.key)
+        results[target.key] = landed.get(target.key) or _found(upload, target.key, single=True)
+        try:
+            invocation.gateway.delete(decision.dest_bucket, target.staging, record.region, _left(deadline, invocation))
+        except SuperresError as exc:
+            line["warning"] = f"staging object {target.staging!r} not deleted ({exc.code})"
+
+    first = targets[0]
+    outcome: dict[str, object] = {
+        "outcome": "processed",
+        "reason": "processed",
+        "result": results.get(first.key) or _state_log(first.key, done.get(first.key)),
+        "original": {"width": original.width, "height": original.height, "format": original.format}
+        if original
+        else None,
+    }
+    if confirmed and (not several or len(confirmed) == len(pending)):
+        outcome["confirmed_by"] = "head"
+    if several:
+        outcome["outputs"] = [
+            _output_line(t, "already_done", _state_log(t.key, done[t.key])) if t.key in done
+            else _output_line(t, "processed", results.get(t.key), confirmed=t.key in confirmed)
+            for t in targets
+        ]
+    return outcome
+
+
+def _call_ci(
+    record: CosRecord, bucket: str, key: str, dest_bucket: str, rules: list[tuple[str, str]], is_pic_info: int,
+    deadline: float, attempts: Attempts, invocation: Invocation,
+) -> tuple[UploadResult | None, dict[str, dict[str, object]]]:
+    """POST bucket/key?image_process with `rules` ((fileid, rule) pairs), until CI answers or fails for good.
+
+    After a failure that leaves it unknown whether CI did the work (timeout, reset after sending, 5xx, unreadable
+    2xx), each rule's fileid is watched before any new call: CI may still be writing. Rules whose result lands are
+    done (`landed`, with what the HEAD said); only the rest are sent again, and only when nothing more has landed
+    after as long again as the failed call took (at least _MIN_WATCH_S)."""
+    remaining = list(rules)
+    landed: dict[str, dict[str, object]] = {}
     unsure = False
     watch_s = 0.0
-    confirmed: list[ObjectState] = []
 
-    def attempt() -> object:
-        nonlocal unsure, watch_s
+    def attempt() -> UploadResult | None:
+        nonlocal unsure, watch_s, remaining
         if unsure:
-            state = _watch(record, decision, deadline, watch_s, invocation)
-            if state is not None:
-                confirmed.append(state)
+            for fileid, state in _watch(record, dest_bucket, [fileid for fileid, _ in remaining], deadline, watch_s,
+                                        invocation).items():
+                landed[fileid] = _state_log(fileid, state)
+            remaining = [(fileid, rule) for fileid, rule in remaining if fileid not in landed]
+            if not remaining:
                 return None
             unsure = False
+        operations = pic_operations_for(remaining, dest_bucket, record_bucket=bucket, is_pic_info=is_pic_info)
         attempts.count += 1
         started = invocation.clock()
         try:
-            return invocation.gateway.image_process(record.bucket, record.key, record.region, operations,
+            data = invocation.gateway.image_process(bucket, key, record.region, operations,
                                                     _left(deadline, invocation))
         except CosCallError as exc:
             unsure = exc.ambiguous
             watch_s = max(_MIN_WATCH_S, invocation.clock() - started)
             raise
+        return parse_upload_result(data)
 
-    data = _retrying(attempt, deadline, Attempts(), invocation)
+    return _retrying(attempt, deadline, Attempts(), invocation), landed
+
+
+def _found(upload: UploadResult | None, key: str, *, single: bool) -> dict[str, object] | None:
+    if upload is None:
+        return None
+    stored = upload.find(key) or (upload.objects[0] if single and len(upload.objects) == 1 else None)
+    return stored.as_log() if stored else None
+
+
+def _state_log(key: str, state: ObjectState | None) -> dict[str, object] | None:
+    return {"key": key, "size": state.size, "etag": state.etag} if state is not None else None
+
+
+def _output_line(
+    target: _Target, status: str, result: dict[str, object] | None, *, confirmed: bool = False
+) -> dict[str, object]:
+    item: dict[str, object] = {"dest_key": target.key, "magnify": target.output.magnify,
+                               "format": target.output.format, "quality": target.output.quality, "status": status,
+                               "result": result}
     if confirmed:
-        state = confirmed[0]
-        return {"outcome": "processed", "reason": "processed", "confirmed_by": "head",
-                "result": {"key": decision.dest_key, "size": state.size, "etag": state.etag}, "original": None}
-    result = parse_upload_result(data)
-    stored = result.find(decision.dest_key) or (result.objects[0] if len(result.objects) == 1 else None)
-    original = result.original.image if result.original else None
-    return {
-        "outcome": "processed",
-        "reason": "processed",
-        "result": stored.as_log() if stored else None,
-        "original": {"width": original.width, "height": original.height, "format": original.format}
-        if original
-        else None,
-    }
+        item["confirmed_by"] = "head"
+    return item
 
 
 def _watch(
-    record: CosRecord, decision: Decision, deadline: float, watch_s: float, invocation: Invocation
-) -> ObjectState | None:
-    """HEAD the destination now and then, for up to `watch_s` seconds, until a fresh result is there. A HEAD that
-    fails is not retried here: the failure goes to the caller's retry loop, which counts it as an attempt."""
+    record: CosRecord, bucket: str, keys: list[str], deadline: float, watch_s: float, invocation: Invocation
+) -> dict[str, ObjectState]:
+    """HEAD the keys now and then, for up to `watch_s` seconds, until each holds a fresh result; what landed. A HEAD
+    that fails is not retried here: the failure goes to the caller's retry loop, which counts it as an attempt."""
     until = min(invocation.clock() + watch_s, deadline - invocation.policy.min_attempt_s)
     pause = 0.25
+    landed: dict[str, ObjectState] = {}
     while True:
-        found = invocation.gateway.head(decision.dest_bucket, decision.dest_key, record.region,
-                                        _left(deadline, invocation))
-        state = found if found is not None and is_fresh(found.last_modified, record.event_time) else None
-        if state is not None or invocation.clock() + pause > until:
-            return state
+        for key in keys:
+            if key in landed:
+                continue
+            found = invocation.gateway.head(bucket, key, record.region, _left(deadline, invocation))
+            if found is not None and is_fresh(found.last_modified, record.event_time):
+                landed[key] = found
+        if len(landed) == len(keys) or invocation.clock() + pause > until:
+            return landed
         invocation.sleep(pause)
         pause = min(pause * 2, 2.0)
 

@@ -8,13 +8,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
-from .config import Settings
+from .config import Output, Settings
 from .events import CosRecord
 
 # COS refuses object keys longer than this many UTF-8 bytes.
 MAX_KEY_BYTES = 850
 # Claims on work in progress (CLAIM_WORK) live in this folder under DEST_PREFIX.
 CLAIMS_FOLDER = ".claims/"
+# Outputs with a format (OUTPUTS): CI's PNG lands here, is converted to the final key, then deleted.
+STAGING_FOLDER = ".staging/"
 
 PROCESS = "process"
 SKIP = "skip"
@@ -75,7 +77,7 @@ def decide(
             f"source is {record.size / 1048576:.1f} MB; the limit is {settings.max_input_bytes / 1048576:.1f} MB "
             "(MAX_INPUT_BYTES; AISuperResolution takes at most 5 MB)",
         )
-    if len(dest_key.encode()) > MAX_KEY_BYTES:
+    if any(len(key.encode()) > MAX_KEY_BYTES for _, key in output_keys(record.key, settings)):
         return skip("destination_key_too_long", f"DEST_PREFIX + key exceeds COS's {MAX_KEY_BYTES}-byte key limit")
     if settings.skip_existing and exists is not None and exists(dest_bucket, dest_key):
         return skip("already_done", "the destination holds a result at least as new as this upload (SKIP_EXISTING)")
@@ -83,16 +85,36 @@ def decide(
 
 
 def pic_operations(decision: Decision, record_bucket: str, magnify: int) -> str:
-    """The Pic-Operations header. The fileid starts with '/': without it CI stores relative to the source."""
-    rule: dict[str, object] = {
-        "fileid": "/" + decision.dest_key,
-        "rule": f"ci-process=AISuperResolution&magnify={magnify}",
-    }
-    if decision.dest_bucket != record_bucket:
-        rule["bucket"] = decision.dest_bucket
+    """The Pic-Operations header of the one-output call (DEST_PREFIX at MAGNIFY)."""
+    return pic_operations_for([(decision.dest_key, f"ci-process=AISuperResolution&magnify={magnify}")],
+                              decision.dest_bucket, record_bucket=record_bucket)
+
+
+def pic_operations_for(
+    rules: list[tuple[str, str]], dest_bucket: str, *, record_bucket: str, is_pic_info: int = 1
+) -> str:
+    """The Pic-Operations header: one rule per (fileid key, rule), at most five. The fileid starts with '/': without
+    it CI stores relative to the source. `bucket` only when the results go to another bucket."""
+    items: list[dict[str, object]] = []
+    for key, rule in rules:
+        item: dict[str, object] = {"fileid": "/" + key, "rule": rule}
+        if dest_bucket != record_bucket:
+            item["bucket"] = dest_bucket
+        items.append(item)
     # ASCII-only JSON (\uXXXX escapes): HTTP header values travel as Latin-1, so a raw CJK or emoji key in
     # the fileid would be mangled on the wire and break the request signature.
-    return json.dumps({"is_pic_info": 1, "rules": [rule]}, ensure_ascii=True, separators=(",", ":"))
+    return json.dumps({"is_pic_info": is_pic_info, "rules": items}, ensure_ascii=True, separators=(",", ":"))
+
+
+def output_keys(key: str, settings: Settings) -> list[tuple[Output, str]]:
+    """Each output of the upload `key` and its destination key (the output's prefix + the key, name unchanged)."""
+    return [(output, output.prefix + key) for output in settings.outputs]
+
+
+def staging_key(dest_bucket: str, dest_key: str, settings: Settings) -> str:
+    """Where an output converted to a format first receives CI's PNG: a folder of its own under DEST_PREFIX."""
+    digest = hashlib.sha256(f"{dest_bucket}/{dest_key}".encode()).hexdigest()
+    return settings.dest_prefix + STAGING_FOLDER + digest + ".png"
 
 
 def claim_key(decision: Decision, settings: Settings) -> str:

@@ -83,11 +83,22 @@ class FakeGateway:
             raise pending.pop(0)
         import json
 
-        rule = json.loads(pic_operations)["rules"][0]
-        dest_bucket = rule.get("bucket", bucket)
-        dest_key = rule["fileid"].lstrip("/")
-        self.existing.add((dest_bucket, dest_key))
-        self.modified[(dest_bucket, dest_key)] = int(self.wall())
+        objects = []
+        for rule in json.loads(pic_operations)["rules"]:
+            dest_bucket = rule.get("bucket", bucket)
+            dest_key = rule["fileid"].lstrip("/")
+            self.existing.add((dest_bucket, dest_key))
+            self.modified[(dest_bucket, dest_key)] = int(self.wall())
+            converted = rule["rule"].startswith("imageMogr2/format/")
+            objects.append({
+                "Key": dest_key,
+                "Location": f"{dest_bucket}.cos.{region}.myqcloud.com/{dest_key}",
+                "Format": rule["rule"].split("/")[2].split("|")[0].upper() if converted else "PNG",
+                "Width": "128",
+                "Height": "96",
+                "Size": "4242",
+                "ETag": '"bb"',
+            })
         landed = self.landed_failures.get(key)
         if landed:
             raise landed.pop(0)
@@ -99,17 +110,7 @@ class FakeGateway:
                     "ETag": '"aa"',
                     "ImageInfo": {"Format": "JPEG", "Width": "64", "Height": "48", "Quality": "90"},
                 },
-                "ProcessResults": {
-                    "Object": {
-                        "Key": dest_key,
-                        "Location": f"{dest_bucket}.cos.{region}.myqcloud.com/{dest_key}",
-                        "Format": "JPEG",
-                        "Width": "128",
-                        "Height": "96",
-                        "Size": "4242",
-                        "ETag": '"bb"',
-                    }
-                },
+                "ProcessResults": {"Object": objects[0] if len(objects) == 1 else objects},
             }
         }
 

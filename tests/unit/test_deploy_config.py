@@ -174,3 +174,19 @@ def test_cam_policy_follows_dest_bucket(tmp_path: Path) -> None:
     resources = [r for s in cam_policy(deployment)["statement"] if "cos:PutObject" in s["action"]
                  for r in s["resource"]]
     assert resources == ["qcs::cos:ap-guangzhou:uid/1250000000:results-1250000000/superres/*"]
+
+
+def test_cam_policy_grants_staging_only_when_an_output_has_a_format(tmp_path: Path) -> None:
+    def policy(outputs: str) -> dict:
+        text = (ROOT / "serverless.yml").read_text(encoding="utf-8").replace(
+            "      DEST_PREFIX:", f"      OUTPUTS: {outputs}\n      DEST_PREFIX:", 1)
+        folder = tmp_path / outputs.replace(":", "_").replace("/", "_").replace(",", "_")
+        folder.mkdir()
+        return cam_policy(Deployment.from_spec(load_function_spec(_copy_project(folder, serverless_text=text),
+                                                                  environ={})))
+
+    staging = "qcs::cos:ap-guangzhou:uid/1250000000:photos-1250000000/superres/.staging/*"
+    with_format = {tuple(s["action"]): s["resource"] for s in policy("x2/:2,x4/:4:webp:80")["statement"]}
+    assert with_format[("cos:GetObject", "cos:DeleteObject")] == [staging]
+    without = [r for s in policy("x2/:2,x4/:4")["statement"] for r in s["resource"]]
+    assert staging not in without

@@ -65,7 +65,7 @@ def test_processed_line_has_result_fields_and_calls_ci_with_absolute_fileid():
     assert line["result"] == {
         "key": "superres/uploads/猫 照片.jpg",
         "location": "photos-1250000000.cos.ap-guangzhou.myqcloud.com/superres/uploads/猫 照片.jpg",
-        "size": 4242, "etag": '"bb"', "width": 128, "height": 96, "format": "JPEG",
+        "size": 4242, "etag": '"bb"', "width": 128, "height": 96, "format": "PNG",
     }
     assert line["original"] == {"width": 64, "height": 48, "format": "JPEG"}
     assert line["magnify"] == 2 and line["attempts"] == 1 and "duration_ms" in line

@@ -1,0 +1,106 @@
+"""Several outputs per upload (OUTPUTS): one CI call for every super-resolution, a conversion call per output with a
+format, skip-if-done and freshness per output, ambiguity per rule. Pure logic with an injected fake gateway (the
+same against the stand-in: tests/integration/test_outputs_e2e.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from superres_fn import ConfigError, CosCallError, handle_event, load_settings
+from superres_fn.plan import staging_key
+
+from tests.conftest import load_event
+from tests.unit.fakes import make_invocation
+
+CONTEXT = {"request_id": "req-1", "time_limit_in_ms": 30_000}
+BUCKET = "photos-1250000000"
+X2 = "superres/x2/uploads/astronaut.jpg"
+X4 = "superres/x4/uploads/astronaut.jpg"
+
+
+def _settings(outputs: str = "x2/:2,x4/:4:webp:80", **env: str):
+    return load_settings({"DEST_PREFIX": "superres/", "OUTPUTS": outputs, "TENCENTCLOUD_REGION": "ap-guangzhou",
+                          **env})
+
+
+def _rules(call: tuple) -> list[tuple[str, str]]:
+    return [(rule["fileid"], rule["rule"]) for rule in json.loads(call[3])["rules"]]
+
+
+def test_two_outputs_are_one_super_resolution_call_and_one_conversion():
+    settings = _settings()
+    invocation, lines, gateway, _ = make_invocation(settings)
+    handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    staging = staging_key(BUCKET, X4, settings)
+    first, second = gateway.calls
+    assert first[1] == "uploads/astronaut.jpg" and _rules(first) == [
+        ("/" + X2, "ci-process=AISuperResolution&magnify=2"), ("/" + staging, "ci-process=AISuperResolution&magnify=4")]
+    assert second[1] == staging and _rules(second) == [("/" + X4, "imageMogr2/format/webp/quality/80!")]
+    assert json.loads(second[3])["is_pic_info"] == 0
+    assert (BUCKET, staging) not in gateway.existing  # staging PNG deleted after the conversion
+    (line,) = lines
+    assert line["outcome"] == "processed" and line["attempts"] == 2
+    assert [(o["dest_key"], o["magnify"], o["format"], o["status"]) for o in line["outputs"]] == [
+        (X2, 2, None, "processed"), (X4, 4, "webp", "processed")]
+    assert line["outputs"][1]["result"]["format"] == "WEBP" and line["result"]["key"] == X2
+
+
+def test_freshness_applies_per_output():
+    invocation, lines, gateway, _ = make_invocation(_settings())
+    gateway.existing.add((BUCKET, X2))  # x2 done, x4 not
+    handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    assert [rule for _, rule in _rules(gateway.calls[0])] == ["ci-process=AISuperResolution&magnify=4"]
+    assert [o["status"] for o in lines[0]["outputs"]] == ["already_done", "processed"]
+    handle_event(load_event("put_single.json"), CONTEXT, invocation)  # SCF's retry: both done
+    assert lines[1]["reason"] == "already_done" and len(gateway.calls) == 2
+    assert [o["status"] for o in lines[1]["outputs"]] == ["already_done", "already_done"]
+
+
+def test_a_staged_png_from_an_earlier_try_is_only_converted():
+    settings = _settings("x4/:4:jpg:70")
+    invocation, lines, gateway, _ = make_invocation(settings)
+    gateway.existing.add((BUCKET, staging_key(BUCKET, X4, settings)))  # the SR call landed, the conversion did not
+    handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    (call,) = gateway.calls
+    assert _rules(call) == [("/" + X4, "imageMogr2/format/jpg/quality/70!")]
+    assert lines[0]["outcome"] == "processed" and lines[0]["attempts"] == 1
+
+
+def test_ambiguous_failure_resends_only_the_rules_that_did_not_land():
+    settings = _settings("x2/:2,x4/:4")
+    invocation, lines, gateway, _ = make_invocation(settings)
+    original = gateway.image_process
+
+    def half_lands(bucket, key, region, operations, timeout=None):
+        rules = json.loads(operations)["rules"]
+        if len(rules) == 2:  # the first call: x2 is written, then the connection drops
+            gateway.existing.add((BUCKET, X2))
+            gateway.modified[(BUCKET, X2)] = int(gateway.wall())
+            gateway.calls.append((bucket, key, region, operations))
+            raise CosCallError("reset", code="ConnectionError", retryable=True, ambiguous=True)
+        return original(bucket, key, region, operations, timeout)
+
+    gateway.image_process = half_lands  # type: ignore[method-assign]
+    handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    assert [len(_rules(call)) for call in gateway.calls] == [2, 1]
+    assert _rules(gateway.calls[1]) == [("/" + X4, "ci-process=AISuperResolution&magnify=4")]
+    outputs = lines[0]["outputs"]
+    assert outputs[0]["confirmed_by"] == "head" and "confirmed_by" not in outputs[1]
+    assert "confirmed_by" not in lines[0]  # not every output was confirmed by HEAD
+
+
+def test_default_is_one_x2_output_under_dest_prefix():
+    settings = load_settings({"DEST_PREFIX": "superres/"})
+    assert [(o.prefix, o.magnify, o.format) for o in settings.outputs] == [("superres/", 2, None)]
+    invocation, lines, gateway, _ = make_invocation(settings)
+    handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    assert "outputs" not in lines[0] and len(gateway.calls) == 1
+
+
+@pytest.mark.parametrize("raw", ["x2/:3", "a:2,a/b:4", ":2,x:4", ".c:2", "x:2:gif", "x:2::80", "x:2:jpg:101",
+                                 "1:2,2:2,3:2,4:2,5:2,6:2", "x", "x/../y:2"])
+def test_bad_outputs_setting_names_the_variable(raw: str):
+    with pytest.raises(ConfigError) as info:
+        _settings(raw)
+    assert info.value.variable == "OUTPUTS"
