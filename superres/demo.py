@@ -30,34 +30,47 @@ class DemoResult:
     log_line: dict[str, object]
     comparison: Path
     output: Path
+    # With OUTPUTS: every output written, as (destination key, file in OUT, width x height, image format)
+    outputs: tuple[tuple[str, Path, tuple[int, int], str], ...] = ()
 
 
 def run_demo(out_dir: Path, *, magnify: int = 2, engine: object | None = None, timeout_s: float = 600.0,
-             key: str = "uploads/astronaut.jpg", port: int = 0, serverless: Path | None = None) -> DemoResult:
-    """Writes exactly three files into `out_dir` (the result, the before/after picture and the function's log)
-    and nothing else: the stand-in's data lives in a temporary folder removed afterwards."""
+             key: str = "uploads/astronaut.jpg", port: int = 0, serverless: Path | None = None,
+             outputs: str | None = None) -> DemoResult:
+    """Writes exactly three files into `out_dir` (the result, the before/after picture and the function's log),
+    plus one per further output with `outputs` (the function's OUTPUTS), and nothing else: the stand-in's data lives
+    in a temporary folder removed afterwards."""
     out_dir.mkdir(parents=True, exist_ok=True)
     log_copy = out_dir / "function-log.jsonl"
     with tempfile.TemporaryDirectory(prefix="superres-demo-") as tmp:
         data_dir = Path(tmp)
-        options = StackOptions(data_dir=data_dir, port=port, engine=engine, function_env={"MAGNIFY": str(magnify)},
+        function_env = {"MAGNIFY": str(magnify), **({"OUTPUTS": outputs} if outputs else {})}
+        options = StackOptions(data_dir=data_dir, port=port, engine=engine, function_env=function_env,
                                **({"serverless": serverless} if serverless is not None else {}))
         try:
-            body, line, output = _upload_and_wait(LocalStack(options), key, timeout_s, log_copy)
+            body, line, output, extra = _upload_and_wait(LocalStack(options), key, timeout_s, log_copy)
         finally:
             if (data_dir / "function-log.jsonl").is_file():
                 shutil.copyfile(data_dir / "function-log.jsonl", log_copy)
     output_path = out_dir / ("ai-" + Path(key).name)
     output_path.write_bytes(output)
+    written = []
+    for index, (dest_key, data) in enumerate(extra, start=1):
+        path = out_dir / f"ai-{index}-{Path(key).name}"
+        path.write_bytes(data)
+        with Image.open(io.BytesIO(data)) as image:
+            written.append((dest_key, path, image.size, str(image.format)))
     with Image.open(io.BytesIO(body)) as before, Image.open(io.BytesIO(output)) as after:
         comparison = out_dir / "before-after.png"
         side_by_side(before, after).save(comparison)
-        return DemoResult(key, str(line["dest_key"]), before.size, after.size, line, comparison, output_path)
+        return DemoResult(key, str(line["dest_key"]), before.size, after.size, line, comparison, output_path,
+                          tuple(written))
 
 
 def _upload_and_wait(stack: LocalStack, key: str, timeout_s: float,
-                     log_copy: Path) -> tuple[bytes, dict[str, object], bytes]:
-    """Upload the photo to the configured bucket and wait for the trigger: (source, log line, result bytes)."""
+                     log_copy: Path) -> tuple[bytes, dict[str, object], bytes, list[tuple[str, bytes]]]:
+    """Upload the photo to the configured bucket and wait for the trigger: (source, log line, result bytes, and the
+    other outputs' keys and bytes when there are several)."""
     trigger = stack.spec.triggers[0] if stack.spec.triggers else None
     if trigger is None:
         raise DemoError("serverless.yml has no COS trigger: the demo uploads to the trigger's bucket")
@@ -73,8 +86,15 @@ def _upload_and_wait(stack: LocalStack, key: str, timeout_s: float,
         line = _record_line(stack.trigger.log_lines, key)
         if line.get("outcome") != "processed":
             raise DemoError(f"the function did not process {key}: {line}")
-        output = client.get_object(Bucket=trigger.bucket, Key=str(line["dest_key"]))["Body"].get_raw_stream().read()
-    return body, line, output
+        bucket = str(line.get("dest_bucket") or trigger.bucket)
+
+        def fetch(dest_key: str) -> bytes:
+            return client.get_object(Bucket=bucket, Key=dest_key)["Body"].get_raw_stream().read()
+
+        output = fetch(str(line["dest_key"]))
+        others = line.get("outputs") if isinstance(line.get("outputs"), list) else []
+        extra = [(str(item["dest_key"]), fetch(str(item["dest_key"]))) for item in others[1:]]
+    return body, line, output, extra
 
 
 def side_by_side(before: Image.Image, after: Image.Image) -> Image.Image:

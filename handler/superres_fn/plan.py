@@ -35,8 +35,8 @@ class Decision(NamedTuple):
 
 
 def destination(record_bucket: str, key: str, settings: Settings) -> tuple[str, str]:
-    """Where the result of `key` goes: the destination bucket (or the source one) and prefix + key."""
-    return settings.dest_bucket or record_bucket, settings.dest_prefix + key
+    """Where the (first output's) result of `key` goes: the destination bucket (or the source one) and prefix + key."""
+    return settings.dest_bucket or record_bucket, settings.outputs[0].prefix + key
 
 
 def decide(

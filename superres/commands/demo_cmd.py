@@ -24,7 +24,9 @@ from ..stack import PROJECT_ROOT
 @click.option("--serverless", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=PROJECT_ROOT / "serverless.yml", show_default="the project's serverless.yml",
               help="Deployment file: the bucket, region and prefixes come from it and the .env next to it.")
-def demo(out_dir: Path, magnify: str, engine: str, key: str, serverless: Path) -> None:
+@click.option("--outputs", default=None, metavar="SPEC",
+              help="The function's OUTPUTS, e.g. 'x2/:2,x4/:4:webp:80': several results per upload (README).")
+def demo(out_dir: Path, magnify: str, engine: str, key: str, serverless: Path, outputs: str | None) -> None:
     """Upload a real photo to the local stand-in and let the COS trigger super-resolve it.
 
     Starts the COS + CI stand-in, uploads scikit-image's astronaut photo with cos-python-sdk-v5, lets
@@ -35,7 +37,8 @@ def demo(out_dir: Path, magnify: str, engine: str, key: str, serverless: Path) -
     """
     click.echo(f"starting the stand-in and uploading {key} (magnify {magnify}, engine {engine}) ...", err=True)
     try:
-        result = run_demo(out_dir, magnify=int(magnify), engine=load_engine(engine), key=key, serverless=serverless)
+        result = run_demo(out_dir, magnify=int(magnify), engine=load_engine(engine), key=key, serverless=serverless,
+                          outputs=outputs)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from exc
     line = result.log_line
@@ -44,4 +47,10 @@ def demo(out_dir: Path, magnify: str, engine: str, key: str, serverless: Path) -
     click.echo(f"original: {line.get('original')}")
     click.echo(f"input {result.input_size[0]}x{result.input_size[1]} -> output "
                f"{result.output_size[0]}x{result.output_size[1]} in {line.get('duration_ms')} ms")
+    for dest_key, path, (width, height), fmt in result.outputs:
+        click.echo(f"also: {dest_key} ({fmt} {width}x{height}) -> {path}")
+    if result.outputs:
+        click.echo("outputs (from the log line): " + json.dumps(
+            [{k: o.get(k) for k in ("dest_key", "magnify", "format", "status")} for o in line["outputs"]],
+            ensure_ascii=False))
     click.echo(f"wrote {result.output} and {result.comparison}")

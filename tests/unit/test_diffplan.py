@@ -103,3 +103,8 @@ def test_last_modified_parses_cos_listing_and_inventory_formats() -> None:
     assert parse_last_modified("Thu, 01 Jan 1970 00:00:10 GMT") == 10.0
     assert parse_last_modified("10") == 10.0
     assert parse_last_modified("") is None and parse_last_modified("soon") is None
+
+
+def test_outputs_follow_the_outputs_setting() -> None:
+    settings = load_settings({"DEST_PREFIX": "out/", "OUTPUTS": "x2/:2,x4/:4:webp:80"})
+    assert outputs_for(settings, BUCKET) == [Output(BUCKET, "out/x2/", 2), Output(BUCKET, "out/x4/", 4)]
