@@ -26,11 +26,11 @@ import pytest
 from PIL import Image
 
 from superres.scf.container import ContainerOptions, FunctionContainer, InvokeResult
-from superres.scf.trigger import Delivery, build_cos_event
+from superres.scf.trigger import Delivery
 from superres.sr import load_engine
 from superres.stack import LocalStack, StackOptions
-from superres.standin import ObjectCreated
 from superres.standin.faults import FaultPlan
+from tests.integration.stack_events import cos_event
 
 BUCKET = "photos-1250000000"
 DEST = "superres/"
@@ -76,14 +76,7 @@ def _function_lines(result: InvokeResult) -> list[dict]:
 
 
 def _event(stack: LocalStack, keys: list[str]) -> dict:
-    records = []
-    for key in keys:
-        info = stack.standin.store.head(BUCKET, key)
-        obj = ObjectCreated(bucket=BUCKET, key=key, size=info.size, etag=info.etag, content_type=info.content_type,
-                            meta={}, event_name="cos:ObjectCreated:Put", request_id="test", source_ip="127.0.0.1",
-                            authorization="")
-        records.append(build_cos_event(obj, appid=stack.settings.appid, region=stack.settings.region))
-    return {"Records": records}
+    return cos_event(stack, BUCKET, keys, request_id="test")
 
 
 def _check_deliveries(deliveries: list[Delivery]) -> None:
