@@ -29,6 +29,10 @@ for _name in ("qcloud_cos", "urllib3", "requests", "charset_normalizer", "charde
     _quiet.addHandler(logging.NullHandler())
 
 
+# Clients kept per gateway: one per region and request timeout in use (the timeout shrinks near the invocation's end).
+_MAX_CLIENTS = 8
+
+
 class ObjectState(NamedTuple):
     """What a HEAD tells about an object; `last_modified` in Unix seconds (COS gives whole seconds)."""
 
@@ -73,7 +77,7 @@ class CosGateway:
     def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
         self._settings = settings
         self._environ = os.environ if environ is None else environ
-        self._clients: dict[tuple[str, str, str, str | None], CosS3Client] = {}
+        self._clients: dict[tuple[str, str, str, str | None, float], CosS3Client] = {}
         self._lock = threading.Lock()
         self._last = _LastResponse()
         # Our own session (the SDK otherwise shares a process-wide one), so the hook sees only our requests.
@@ -124,21 +128,22 @@ class CosGateway:
         self._typed(lambda: self._client(region, timeout).delete_object(Bucket=bucket, Key=key))
 
     def _client(self, region: str, timeout: float | None = None) -> CosS3Client:
+        """A cached client for the region, the current keys and the request timeout. Near the invocation's end the
+        timeout is what is left (whole seconds, rounded down), so that no request outlasts SCF's limit; such clients
+        are cached too, a few at a time (building one per request would cost more CPU than the request)."""
         secret_id, secret_key, token = _credentials(self._environ)
-        if timeout is not None and timeout < self._settings.cos_timeout_s:
-            # Near the invocation's end: a one-off client whose timeout ends before SCF would kill us.
-            return CosS3Client(self._config(region, secret_id, secret_key, token, timeout), retry=0,
-                               session=self._session)
-        cache_key = (region, secret_id, secret_key, token)
+        limit = self._settings.cos_timeout_s
+        if timeout is not None and timeout < limit:
+            limit = float(int(timeout)) if timeout >= 1 else timeout
+        cache_key = (region, secret_id, secret_key, token, limit)
         with self._lock:
             client = self._clients.get(cache_key)
             if client is None:
-                # Credentials changed (or first use): drop clients built with the old keys.
-                self._clients = {k: v for k, v in self._clients.items() if k[1:] == cache_key[1:]}
-                client = CosS3Client(
-                    self._config(region, secret_id, secret_key, token, self._settings.cos_timeout_s), retry=0,
-                    session=self._session,
-                )
+                # Credentials changed (or first use): drop clients built with the old keys; keep a few timeouts.
+                kept = [(k, v) for k, v in self._clients.items() if k[1:4] == cache_key[1:4]]
+                self._clients = dict(kept[-(_MAX_CLIENTS - 1):])
+                client = CosS3Client(self._config(region, secret_id, secret_key, token, limit), retry=0,
+                                     session=self._session)
                 self._clients[cache_key] = client
             return client
 

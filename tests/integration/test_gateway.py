@@ -61,6 +61,19 @@ def test_client_is_reused_and_rebuilt_when_credentials_rotate(stack):
     assert gateway._client("ap-guangzhou") is not first
 
 
+def test_near_the_deadline_clients_are_cached_per_whole_second_of_timeout(stack):
+    env = _env(stack)
+    gateway = CosGateway(load_settings(env), env)  # COS_TIMEOUT_S 60
+    assert gateway._client("ap-guangzhou", 75.0) is gateway._client("ap-guangzhou")  # capped at COS_TIMEOUT_S
+    near = gateway._client("ap-guangzhou", 30.9)
+    assert gateway._client("ap-guangzhou", 30.2) is near and near.get_conf()._timeout == 30.0
+    assert gateway._client("ap-guangzhou", 29.5) is not near
+    for seconds in range(20):  # a long invocation: the cache stays small
+        gateway._client("ap-guangzhou", 50.5 - seconds)
+    assert len(gateway._clients) <= 8
+    assert gateway.head(BUCKET, "superres/none.jpg", "ap-guangzhou", 0.4) is None  # under a second still works
+
+
 def test_wrong_credentials_are_a_permanent_typed_error(stack):
     env = _env(stack, TENCENTCLOUD_SECRETKEY="not-the-key")
     gateway = CosGateway(load_settings(env), env)

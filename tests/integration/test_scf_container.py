@@ -159,3 +159,32 @@ def test_initialization_timeout_is_reported(spec):
         result = container.invoke({})
     assert not result.ok and result.timed_out
     assert result.error["errorMessage"] == "Initialization timed out after 1 seconds"
+
+
+def test_event_nested_past_what_json_can_write_fails_that_invocation_only(spec):
+    deep: object = {"mode": "ok"}
+    for _ in range(5000):
+        deep = [deep]
+    with FunctionContainer(spec) as container:
+        first = container.invoke({"Records": deep})
+        assert not first.ok and first.error["errorType"] == "RecursionError"
+        after = container.invoke({"mode": "ok"})  # the instance (and the caller's thread) lives on
+    assert after.ok and after.return_value["calls"] == 1
+
+
+def test_runtime_sets_logging_up_as_the_scf_bootstrap_does(tmp_path: Path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "index.py").write_text(
+        "import logging\n"
+        "def main_handler(event, context):\n"
+        "    root = logging.getLogger()\n"
+        "    logging.getLogger('some.library').debug('a library debug line')\n"
+        "    return {'level': root.level, 'handlers': [type(h).__name__ for h in root.handlers],\n"
+        "            'stream': getattr(root.handlers[0].stream, 'name', None)}\n")
+    spec = replace(load_function_spec(ROOT / "serverless.yml", environ={}), src=code, timeout_s=10)
+    with FunctionContainer(spec) as container:
+        result = container.invoke({})
+    assert result.ok, result.error
+    assert result.return_value == {"level": 10, "handlers": ["StreamHandler"], "stream": "<stdout>"}
+    assert "a library debug line" in result.logs  # what SCF's log would show
