@@ -4,9 +4,7 @@ instances then process them against a stand-in with the fast bicubic engine (in 
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -15,6 +13,7 @@ from superres.scf.api import serve_scf_api
 from superres.sr import load_engine
 from superres.stack import LocalStack, StackOptions
 
+from .backfill_rate import run_backfill
 from .measure import ROOT, median, progress
 from .report import Goal, Row
 from .standin_proc import tiny_jpeg
@@ -46,12 +45,7 @@ def run(quick: bool) -> list[Row]:
                        "--deployed", stack.spec.name, "--scf-endpoint", api.endpoint, "--batch-size", str(BATCH),
                        "--concurrency", str(CONCURRENCY), "--rate", "100000", "--no-progress", "--no-resume",
                        "--checkpoint", str(Path(tmp) / f"checkpoint-{r}.json")]
-            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                raise RuntimeError(f"superres backfill --deployed failed ({done.returncode}): {done.stderr[-2000:]}")
-            summary = json.loads(done.stdout.strip().splitlines()[-1])
-            if summary.get("processed") != objects or summary.get("failed"):
-                raise RuntimeError(f"not every object was submitted: {summary}")
+            summary = run_backfill(command, env, objects)
             rates.append(objects / float(summary["seconds"]))
             invocation_rates.append(int(summary["invocations"]) / float(summary["seconds"]))
             api.wait_idle(600)  # let the instances finish before the next run, so runs do not overlap
