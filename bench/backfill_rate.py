@@ -58,11 +58,11 @@ def _objects_per_second(standin: StandinProcess, prefix: str, tmp: Path, objects
     if rate is not None:
         command += ["--rate", f"{rate:g}"]
     env = {**os.environ, "TENCENTCLOUD_SECRETID": DEMO_SECRET_ID, "TENCENTCLOUD_SECRETKEY": DEMO_SECRET_KEY}
-    summary = run_backfill(command, env, objects)
+    summary = backfill_summary(command, env, objects)
     return objects / float(summary["seconds"])
 
 
-def run_backfill(command: list[str], env: dict[str, str], objects: int) -> dict:
+def backfill_summary(command: list[str], env: dict[str, str], objects: int) -> dict:
     """Run a `superres backfill` command; its JSON summary, which must show every object processed, none failed."""
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:

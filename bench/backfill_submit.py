@@ -13,7 +13,7 @@ from superres.scf.api import serve_scf_api
 from superres.sr import load_engine
 from superres.stack import LocalStack, StackOptions
 
-from .backfill_rate import run_backfill
+from .backfill_rate import backfill_summary
 from .measure import ROOT, median, progress
 from .report import Goal, Row
 from .standin_proc import tiny_jpeg
@@ -45,7 +45,7 @@ def run(quick: bool) -> list[Row]:
                        "--deployed", stack.spec.name, "--scf-endpoint", api.endpoint, "--batch-size", str(BATCH),
                        "--concurrency", str(CONCURRENCY), "--rate", "100000", "--no-progress", "--no-resume",
                        "--checkpoint", str(Path(tmp) / f"checkpoint-{r}.json")]
-            summary = run_backfill(command, env, objects)
+            summary = backfill_summary(command, env, objects)
             rates.append(objects / float(summary["seconds"]))
             invocation_rates.append(int(summary["invocations"]) / float(summary["seconds"]))
             api.wait_idle(600)  # let the instances finish before the next run, so runs do not overlap
