@@ -18,7 +18,7 @@ from .events import CosRecord, RecordSlot, iter_records, parse_record
 from .gateway import CosGateway, Gateway, ObjectState, cos_config
 from .log import emit_stdout
 from .pipeline import Invocation, handle_event
-from .plan import Decision, claim_key, decide, destination, is_fresh, pic_operations
+from .plan import Decision, claim_key, decide, destination, is_fresh, pic_operations_for
 from .results import ImageInfo, OriginalInfo, ProcessedObject, UploadResult, parse_upload_result
 from .retry import Attempts, RetryPolicy, call_with_retry
 
@@ -60,5 +60,5 @@ __all__ = [
     "parse_endpoint",
     "parse_record",
     "parse_upload_result",
-    "pic_operations",
+    "pic_operations_for",
 ]

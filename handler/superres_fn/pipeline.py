@@ -46,7 +46,7 @@ def handle_event(event: object, context: object, invocation: Invocation) -> dict
     request_id = str(ctx.get("request_id") or "")
     budget_s = _time_budget_s(ctx)
     deadline = started + budget_s
-    # A claim older than one whole invocation (plus slack for clocks) belongs to an invocation that died.
+    # A claim carrying no expiry (not written by this function) is taken as dead after one whole invocation.
     claim_ttl_s = budget_s + _CLAIM_SLACK_S
     summary: dict[str, object] = {"request_id": request_id, "processed": 0, "skipped": 0, "failed": 0, "records": []}
 

@@ -84,12 +84,6 @@ def decide(
     return Decision(PROCESS, "accepted", dest_bucket, dest_key)
 
 
-def pic_operations(decision: Decision, record_bucket: str, magnify: int) -> str:
-    """The Pic-Operations header of the one-output call (DEST_PREFIX at MAGNIFY)."""
-    return pic_operations_for([(decision.dest_key, f"ci-process=AISuperResolution&magnify={magnify}")],
-                              decision.dest_bucket, record_bucket=record_bucket)
-
-
 def pic_operations_for(
     rules: list[tuple[str, str]], dest_bucket: str, *, record_bucket: str, is_pic_info: int = 1
 ) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from superres_fn import Settings, decide, parse_record, pic_operations
+from superres_fn import Settings, decide, parse_record, pic_operations_for
 
 from tests.conftest import load_event
 
@@ -73,6 +73,12 @@ def test_duplicate_record_is_skipped():
 
 def test_destination_key_over_cos_limit_is_skipped():
     assert decide(_record(key="k" * 846 + ".jpg"), SETTINGS).reason == "destination_key_too_long"
+
+
+def pic_operations(decision, record_bucket: str, magnify: int) -> str:
+    """The header the function sends for its one default output."""
+    rule = f"ci-process=AISuperResolution&magnify={magnify}"
+    return pic_operations_for([(decision.dest_key, rule)], decision.dest_bucket, record_bucket=record_bucket)
 
 
 def test_pic_operations_fileid_is_absolute_under_dest_prefix():
