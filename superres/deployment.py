@@ -44,7 +44,13 @@ class Deployment:
         return cls(spec, load_settings(dict(spec.environment)))
 
     def dest_bucket(self, trigger: CosTrigger) -> str:
-        return self.settings.dest_bucket or trigger.bucket
+        """The first output's bucket: where the line's dest_key and the claims live."""
+        return self.settings.outputs[0].bucket or trigger.bucket
+
+    def output_buckets(self, trigger: CosTrigger, *, formatted: bool = False) -> list[str]:
+        """Every bucket an output writes to (only those of outputs with a format, if `formatted`), in order."""
+        buckets = [o.bucket or trigger.bucket for o in self.settings.outputs if o.format or not formatted]
+        return list(dict.fromkeys(buckets))
 
 
 def self_trigger_problems(deployment: Deployment) -> list[str]:
@@ -85,24 +91,28 @@ def cam_policy(deployment: Deployment) -> dict[str, object]:
     for trigger in deployment.spec.triggers:
         appid = trigger.bucket.rsplit("-", 1)[1]
         source = f"{trigger.bucket}/{trigger.prefix}*"
-        dest = f"{deployment.dest_bucket(trigger)}/{deployment.settings.dest_prefix}*"
+        prefix = deployment.settings.dest_prefix
+
+        def cos(bucket: str, path: str, region: str = trigger.region) -> str:
+            return f"qcs::cos:{region}:uid/{bucket.rsplit('-', 1)[1]}:{bucket}/{path}*"
+
         statements += [
             {"effect": "allow", "action": ["cos:GetObject"],
              "resource": [f"qcs::cos:{trigger.region}:uid/{appid}:{source}"]},
             {"effect": "allow", "action": ["cos:HeadObject", "cos:PutObject"],
-             "resource": [f"qcs::cos:{trigger.region}:uid/{appid}:{dest}"]},
+             "resource": [cos(bucket, prefix) for bucket in deployment.output_buckets(trigger)]},
             {"effect": "allow", "action": list(CI_ACTIONS),
              "resource": [f"qcs::ci:{trigger.region}:uid/{appid}:bucket/{trigger.bucket}/*"]},
         ]
         if deployment.settings.claim_work:
-            claims = f"{deployment.dest_bucket(trigger)}/{deployment.settings.dest_prefix}{CLAIMS_FOLDER}*"
             statements.append({"effect": "allow", "action": ["cos:DeleteObject"],
-                               "resource": [f"qcs::cos:{trigger.region}:uid/{appid}:{claims}"]})
-        if any(output.format for output in deployment.settings.outputs):
+                               "resource": [cos(deployment.dest_bucket(trigger), prefix + CLAIMS_FOLDER)]})
+        formatted = deployment.output_buckets(trigger, formatted=True)
+        staging = [cos(bucket, prefix + STAGING_FOLDER) for bucket in formatted]
+        if staging:
             # CI reads the staged PNG to convert it; the function deletes it afterwards.
-            staging = f"{deployment.dest_bucket(trigger)}/{deployment.settings.dest_prefix}{STAGING_FOLDER}*"
             statements.append({"effect": "allow", "action": ["cos:GetObject", "cos:DeleteObject"],
-                               "resource": [f"qcs::cos:{trigger.region}:uid/{appid}:{staging}"]})
+                               "resource": staging})
     return {"version": "2.0", "statement": _merge_duplicates(statements)}
 
 

@@ -67,8 +67,9 @@ class Output:
 
 
 def outputs_for(settings: Settings, bucket: str) -> list[Output]:
-    """The function's outputs (its OUTPUTS setting, else DEST_PREFIX at MAGNIFY), all in DEST_BUCKET or `bucket`."""
-    return [Output(settings.dest_bucket or bucket, output.prefix, output.magnify) for output in settings.outputs]
+    """The function's outputs (its OUTPUTS setting, else DEST_PREFIX at MAGNIFY), each in its bucket (the output's,
+    DEST_BUCKET, else `bucket`)."""
+    return [Output(output.bucket or bucket, output.prefix, output.magnify) for output in settings.outputs]
 
 
 class PlanItem(NamedTuple):

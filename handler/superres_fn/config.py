@@ -32,22 +32,25 @@ class Endpoint(NamedTuple):
 
 
 class OutputSpec(NamedTuple):
-    """One entry of OUTPUTS: a folder under DEST_PREFIX ("" is DEST_PREFIX itself), a magnification, and an optional
-    format (jpg, webp, png) and quality (1-100) the super-resolved PNG is converted to."""
+    """One entry of OUTPUTS: a folder under DEST_PREFIX ("" is DEST_PREFIX itself), a magnification, an optional
+    format (jpg, webp, png) and quality (1-100) the super-resolved PNG is converted to, and an optional bucket."""
 
     folder: str
     magnify: int
     format: str | None = None
     quality: int | None = None
+    bucket: str | None = None
 
 
 class Output(NamedTuple):
-    """One result per upload: written under `prefix` (DEST_PREFIX + the folder) in the destination bucket."""
+    """One result per upload: written under `prefix` (DEST_PREFIX + the folder) in `bucket` (None: DEST_BUCKET, else
+    the source bucket)."""
 
     prefix: str
     magnify: int
     format: str | None = None
     quality: int | None = None
+    bucket: str | None = None
 
 
 class Settings(NamedTuple):
@@ -71,7 +74,8 @@ class Settings(NamedTuple):
     @property
     def outputs(self) -> tuple[Output, ...]:
         specs = self.output_specs or (OutputSpec("", self.magnify),)
-        return tuple(Output(self.dest_prefix + spec.folder, spec.magnify, spec.format, spec.quality) for spec in specs)
+        return tuple(Output(self.dest_prefix + spec.folder, spec.magnify, spec.format, spec.quality,
+                            spec.bucket or self.dest_bucket) for spec in specs)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -119,7 +123,7 @@ def _magnify(raw: str | None) -> int:
 
 
 def _outputs(raw: str | None) -> tuple[OutputSpec, ...]:
-    """OUTPUTS: comma list of FOLDER:MAGNIFY[:FORMAT[:QUALITY]], folders under DEST_PREFIX."""
+    """OUTPUTS: comma list of FOLDER:MAGNIFY[:FORMAT[:QUALITY]][@BUCKET], folders under DEST_PREFIX."""
     if raw is None or raw.strip() == "":
         return ()
     example = "e.g. 'x2/:2,x4/:4:webp:80' (results under DEST_PREFIX/x2/ and, as WebP quality 80, DEST_PREFIX/x4/)"
@@ -127,9 +131,15 @@ def _outputs(raw: str | None) -> tuple[OutputSpec, ...]:
     for item in (part.strip() for part in raw.split(",")):
         if not item:
             continue
+        item, _, bucket = item.partition("@")
+        bucket = bucket.strip()
+        if bucket and not _BUCKET_RE.match(bucket):
+            raise ConfigError("OUTPUTS", f"bucket {bucket!r} of {item!r} must be '<name>-<appid>', "
+                              "e.g. 'results-1250000000'")
         fields = [field.strip() for field in item.split(":")]
         if not 2 <= len(fields) <= 4:
-            raise ConfigError("OUTPUTS", f"each output is FOLDER:MAGNIFY[:FORMAT[:QUALITY]], {example}; got {item!r}")
+            raise ConfigError("OUTPUTS", f"each output is FOLDER:MAGNIFY[:FORMAT[:QUALITY]][@BUCKET], {example}; "
+                              f"got {item!r}")
         folder = fields[0].strip("/")
         if folder and any(part in ("", ".", "..") or part.startswith(".") for part in folder.split("/")):
             raise ConfigError("OUTPUTS", f"folder {fields[0]!r} may not have empty, '.'-leading or '..' segments "
@@ -145,7 +155,7 @@ def _outputs(raw: str | None) -> tuple[OutputSpec, ...]:
                 raise ConfigError("OUTPUTS", f"quality of {item!r} must be 1-100, after a format")
             quality = int(fields[3])
         specs.append(OutputSpec(folder + "/" if folder else "", int(fields[1]),
-                                OUTPUT_FORMATS[fmt] if fmt else None, quality))
+                                OUTPUT_FORMATS[fmt] if fmt else None, quality, bucket or None))
     if not 1 <= len(specs) <= MAX_OUTPUTS:
         raise ConfigError("OUTPUTS", f"1 to {MAX_OUTPUTS} outputs (one Pic-Operations takes five rules); got {raw!r}")
     folders = [spec.folder for spec in specs]

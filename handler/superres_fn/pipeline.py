@@ -11,7 +11,7 @@ from .errors import CosCallError, EventError, RecordsFailedError, SuperresError,
 from .events import CosRecord, RecordSlot, iter_records
 from .gateway import Gateway, ObjectState
 from .log import Emit, emit_stdout
-from .plan import Decision, claim_key, decide, is_fresh, output_keys, pic_operations_for, staging_key
+from .plan import Decision, claim_key, decide, is_fresh, output_targets, pic_operations_for, staging_key
 from .results import UploadResult, parse_upload_result
 from .retry import DEFAULT_POLICY, Attempts, RetryPolicy, call_with_retry
 
@@ -197,6 +197,7 @@ class _Target(NamedTuple):
     """One output of one upload: its final key, and where its PNG lands first when it is converted to a format."""
 
     output: Output
+    bucket: str
     key: str
     staging: str | None
 
@@ -210,12 +211,12 @@ def _work(
     `looked`: decide() already found the first output not done (CLAIM_WORK=false with a single output)."""
     settings = invocation.settings
     several = bool(settings.output_specs)
-    targets = [_Target(output, key, staging_key(decision.dest_bucket, key, settings) if output.format else None)
-               for output, key in output_keys(record.key, settings)]
+    targets = [_Target(output, bucket, key, staging_key(bucket, key, settings) if output.format else None)
+               for output, bucket, key in output_targets(record.bucket, record.key, settings)]
     done: dict[str, ObjectState] = {}
     if settings.skip_existing and not (looked and len(targets) == 1):
         for target in targets:
-            state = _result_state(record, decision.dest_bucket, target.key, deadline, invocation)
+            state = _result_state(record, target.bucket, target.key, deadline, invocation)
             if state is not None:
                 done[target.key] = state
     pending = [target for target in targets if target.key not in done]
@@ -229,15 +230,15 @@ def _work(
     # A converted output whose PNG already sits, fresh, in staging (an earlier try stopped between the two calls)
     # needs only its conversion.
     staged = {t.key for t in pending if t.staging and settings.skip_existing
-              and _result_state(record, decision.dest_bucket, t.staging, deadline, invocation) is not None}
+              and _result_state(record, t.bucket, t.staging, deadline, invocation) is not None}
     results: dict[str, dict[str, object]] = {}
     confirmed: set[str] = set()
     original = None
     to_resolve = [t for t in pending if t.key not in staged]
     if to_resolve:
-        rules = [(t.staging or t.key, f"ci-process=AISuperResolution&magnify={t.output.magnify}") for t in to_resolve]
-        upload, landed = _call_ci(record, record.bucket, record.key, decision.dest_bucket, rules, 1, deadline,
-                                  attempts, invocation)
+        rules = [(t.bucket, t.staging or t.key, f"ci-process=AISuperResolution&magnify={t.output.magnify}")
+                 for t in to_resolve]
+        upload, landed = _call_ci(record, record.bucket, record.key, rules, 1, deadline, attempts, invocation)
         original = upload.original.image if upload is not None and upload.original else None
         for target in to_resolve:
             written = target.staging or target.key
@@ -249,13 +250,13 @@ def _work(
             continue
         fmt, quality = target.output.format, target.output.quality
         rule = f"imageMogr2/format/{fmt}" + (f"/quality/{quality}!" if quality else "")
-        upload, landed = _call_ci(record, decision.dest_bucket, target.staging, decision.dest_bucket,
-                                  [(target.key, rule)], 0, deadline, attempts, invocation)
+        upload, landed = _call_ci(record, target.bucket, target.staging, [(target.bucket, target.key, rule)], 0,
+                                  deadline, attempts, invocation)
         if target.key in landed:
             confirmed.add(target.key)
         results[target.key] = landed.get(target.key) or _found(upload, target.key, single=True)
         try:
-            invocation.gateway.delete(decision.dest_bucket, target.staging, record.region, _left(deadline, invocation))
+            invocation.gateway.delete(target.bucket, target.staging, record.region, _left(deadline, invocation))
         except SuperresError as exc:
             line["warning"] = f"staging object {target.staging!r} not deleted ({exc.code})"
 
@@ -280,10 +281,10 @@ def _work(
 
 
 def _call_ci(
-    record: CosRecord, bucket: str, key: str, dest_bucket: str, rules: list[tuple[str, str]], is_pic_info: int,
+    record: CosRecord, bucket: str, key: str, rules: list[tuple[str, str, str]], is_pic_info: int,
     deadline: float, attempts: Attempts, invocation: Invocation,
 ) -> tuple[UploadResult | None, dict[str, dict[str, object]]]:
-    """POST bucket/key?image_process with `rules` ((fileid, rule) pairs), until CI answers or fails for good.
+    """POST bucket/key?image_process with `rules` ((bucket, fileid, rule)), until CI answers or fails for good.
 
     After a failure that leaves it unknown whether CI did the work (timeout, reset after sending, 5xx, unreadable
     2xx), each rule's fileid is watched before any new call: CI may still be writing. Rules whose result lands are
@@ -297,14 +298,14 @@ def _call_ci(
     def attempt() -> UploadResult | None:
         nonlocal unsure, watch_s, remaining
         if unsure:
-            for fileid, state in _watch(record, dest_bucket, [fileid for fileid, _ in remaining], deadline, watch_s,
-                                        invocation).items():
+            watched = [(dest, fileid) for dest, fileid, _ in remaining]
+            for (_, fileid), state in _watch(record, watched, deadline, watch_s, invocation).items():
                 landed[fileid] = _state_log(fileid, state)
-            remaining = [(fileid, rule) for fileid, rule in remaining if fileid not in landed]
+            remaining = [rule for rule in remaining if rule[1] not in landed]
             if not remaining:
                 return None
             unsure = False
-        operations = pic_operations_for(remaining, dest_bucket, record_bucket=bucket, is_pic_info=is_pic_info)
+        operations = pic_operations_for(remaining, record_bucket=bucket, is_pic_info=is_pic_info)
         attempts.count += 1
         started = invocation.clock()
         try:
@@ -333,7 +334,7 @@ def _state_log(key: str, state: ObjectState | None) -> dict[str, object] | None:
 def _output_line(
     target: _Target, status: str, result: dict[str, object] | None, *, confirmed: bool = False
 ) -> dict[str, object]:
-    item: dict[str, object] = {"dest_key": target.key, "magnify": target.output.magnify,
+    item: dict[str, object] = {"dest_bucket": target.bucket, "dest_key": target.key, "magnify": target.output.magnify,
                                "format": target.output.format, "quality": target.output.quality, "status": status,
                                "result": result}
     if confirmed:
@@ -342,21 +343,21 @@ def _output_line(
 
 
 def _watch(
-    record: CosRecord, bucket: str, keys: list[str], deadline: float, watch_s: float, invocation: Invocation
-) -> dict[str, ObjectState]:
-    """HEAD the keys now and then, for up to `watch_s` seconds, until each holds a fresh result; what landed. A HEAD
-    that fails is not retried here: the failure goes to the caller's retry loop, which counts it as an attempt."""
+    record: CosRecord, objects: list[tuple[str, str]], deadline: float, watch_s: float, invocation: Invocation
+) -> dict[tuple[str, str], ObjectState]:
+    """HEAD the (bucket, key) objects now and then, for up to `watch_s` seconds, until each holds a fresh result; what
+    landed. A HEAD that fails is not retried here: the failure goes to the caller's retry loop (an attempt)."""
     until = min(invocation.clock() + watch_s, deadline - invocation.policy.min_attempt_s)
     pause = 0.25
-    landed: dict[str, ObjectState] = {}
+    landed: dict[tuple[str, str], ObjectState] = {}
     while True:
-        for key in keys:
-            if key in landed:
+        for bucket, key in objects:
+            if (bucket, key) in landed:
                 continue
             found = invocation.gateway.head(bucket, key, record.region, _left(deadline, invocation))
             if found is not None and is_fresh(found.last_modified, record.event_time):
-                landed[key] = found
-        if len(landed) == len(keys) or invocation.clock() + pause > until:
+                landed[(bucket, key)] = found
+        if len(landed) == len(objects) or invocation.clock() + pause > until:
             return landed
         invocation.sleep(pause)
         pause = min(pause * 2, 2.0)

@@ -36,7 +36,8 @@ class Decision(NamedTuple):
 
 def destination(record_bucket: str, key: str, settings: Settings) -> tuple[str, str]:
     """Where the (first output's) result of `key` goes: the destination bucket (or the source one) and prefix + key."""
-    return settings.dest_bucket or record_bucket, settings.outputs[0].prefix + key
+    first = settings.outputs[0]
+    return first.bucket or record_bucket, first.prefix + key
 
 
 def decide(
@@ -77,32 +78,31 @@ def decide(
             f"source is {record.size / 1048576:.1f} MB; the limit is {settings.max_input_bytes / 1048576:.1f} MB "
             "(MAX_INPUT_BYTES; AISuperResolution takes at most 5 MB)",
         )
-    if any(len(key.encode()) > MAX_KEY_BYTES for _, key in output_keys(record.key, settings)):
+    if any(len(key.encode()) > MAX_KEY_BYTES for _, _, key in output_targets(record.bucket, record.key, settings)):
         return skip("destination_key_too_long", f"DEST_PREFIX + key exceeds COS's {MAX_KEY_BYTES}-byte key limit")
     if settings.skip_existing and exists is not None and exists(dest_bucket, dest_key):
         return skip("already_done", "the destination holds a result at least as new as this upload (SKIP_EXISTING)")
     return Decision(PROCESS, "accepted", dest_bucket, dest_key)
 
 
-def pic_operations_for(
-    rules: list[tuple[str, str]], dest_bucket: str, *, record_bucket: str, is_pic_info: int = 1
-) -> str:
-    """The Pic-Operations header: one rule per (fileid key, rule), at most five. The fileid starts with '/': without
-    it CI stores relative to the source. `bucket` only when the results go to another bucket."""
+def pic_operations_for(rules: list[tuple[str, str, str]], *, record_bucket: str, is_pic_info: int = 1) -> str:
+    """The Pic-Operations header: one rule per (bucket, fileid key, rule), at most five. The fileid starts with '/':
+    without it CI stores relative to the source. `bucket` only for results that go to another bucket."""
     items: list[dict[str, object]] = []
-    for key, rule in rules:
+    for bucket, key, rule in rules:
         item: dict[str, object] = {"fileid": "/" + key, "rule": rule}
-        if dest_bucket != record_bucket:
-            item["bucket"] = dest_bucket
+        if bucket != record_bucket:
+            item["bucket"] = bucket
         items.append(item)
     # ASCII-only JSON (\uXXXX escapes): HTTP header values travel as Latin-1, so a raw CJK or emoji key in
     # the fileid would be mangled on the wire and break the request signature.
     return json.dumps({"is_pic_info": is_pic_info, "rules": items}, ensure_ascii=True, separators=(",", ":"))
 
 
-def output_keys(key: str, settings: Settings) -> list[tuple[Output, str]]:
-    """Each output of the upload `key` and its destination key (the output's prefix + the key, name unchanged)."""
-    return [(output, output.prefix + key) for output in settings.outputs]
+def output_targets(record_bucket: str, key: str, settings: Settings) -> list[tuple[Output, str, str]]:
+    """Each output of the upload `key`: (output, bucket, key), the key being the output's prefix + the upload's key
+    (name unchanged), the bucket the output's, DEST_BUCKET's or the source's."""
+    return [(output, output.bucket or record_bucket, output.prefix + key) for output in settings.outputs]
 
 
 def staging_key(dest_bucket: str, dest_key: str, settings: Settings) -> str:

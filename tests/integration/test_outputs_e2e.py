@@ -80,3 +80,20 @@ def test_reupload_of_the_same_key_refreshes_every_output_and_a_retry_skips_them(
     with Image.open(io.BytesIO(x4)) as image:
         assert image.size == (80, 40)
     assert len(_ci_requests(stack)) == 4
+
+
+def test_an_output_in_another_bucket(tmp_path: Path):
+    options = StackOptions(data_dir=tmp_path / "other", engine=load_engine("bicubic"), faults=FaultPlan(0.0),
+                           function_env={"OUTPUTS": "x2/:2,x4/:4:jpg:70@results-1250000000"})
+    with LocalStack(options) as stack:
+        client = stack.client()
+        client.create_bucket(Bucket="results-1250000000")
+        client.put_object(Bucket=BUCKET, Key=KEY, Body=_jpeg())
+        assert stack.trigger.wait_idle(120)
+        x4 = client.get_object(Bucket="results-1250000000", Key="superres/x4/" + KEY)["Body"].get_raw_stream().read()
+        with Image.open(io.BytesIO(x4)) as image:
+            assert (image.format, image.size) == ("JPEG", (192, 128))
+        assert client.object_exists(Bucket=BUCKET, Key="superres/x2/" + KEY)
+        assert not client.object_exists(Bucket=BUCKET, Key="superres/x4/" + KEY)
+        assert [info.key for info in stack.standin.store.list("results-1250000000", "superres/.").contents] == []
+        assert len(_ci_requests(stack)) == 2

@@ -190,3 +190,16 @@ def test_cam_policy_grants_staging_only_when_an_output_has_a_format(tmp_path: Pa
     assert with_format[("cos:GetObject", "cos:DeleteObject")] == [staging]
     without = [r for s in policy("x2/:2,x4/:4")["statement"] for r in s["resource"]]
     assert staging not in without
+
+
+def test_cam_policy_follows_each_output_bucket(tmp_path: Path) -> None:
+    text = (ROOT / "serverless.yml").read_text(encoding="utf-8").replace(
+        "      DEST_PREFIX:", "      OUTPUTS: x2/:2,x4/:4:webp:80@results-1250000000\n      DEST_PREFIX:", 1)
+    policy = cam_policy(Deployment.from_spec(load_function_spec(_copy_project(tmp_path, serverless_text=text),
+                                                                environ={})))
+    grants = {tuple(s["action"]): s["resource"] for s in policy["statement"]}
+    base = "qcs::cos:ap-guangzhou:uid/1250000000:"
+    assert grants[("cos:HeadObject", "cos:PutObject")] == [base + "photos-1250000000/superres/*",
+                                                          base + "results-1250000000/superres/*"]
+    assert grants[("cos:GetObject", "cos:DeleteObject")] == [base + "results-1250000000/superres/.staging/*"]
+    assert grants[("cos:DeleteObject",)] == [base + "photos-1250000000/superres/.claims/*"]

@@ -104,3 +104,23 @@ def test_bad_outputs_setting_names_the_variable(raw: str):
     with pytest.raises(ConfigError) as info:
         _settings(raw)
     assert info.value.variable == "OUTPUTS"
+
+
+def test_an_output_may_go_to_another_bucket():
+    settings = _settings("x2/:2,x4/:4:webp:80@results-1250000000")
+    invocation, lines, gateway, _ = make_invocation(settings)
+    handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    staging = staging_key("results-1250000000", X4, settings)
+    first, second = gateway.calls
+    assert json.loads(first[3])["rules"] == [
+        {"fileid": "/" + X2, "rule": "ci-process=AISuperResolution&magnify=2"},
+        {"fileid": "/" + staging, "rule": "ci-process=AISuperResolution&magnify=4", "bucket": "results-1250000000"}]
+    assert (second[0], second[1]) == ("results-1250000000", staging)  # converted where it was staged
+    assert ("results-1250000000", X4) in gateway.existing and (BUCKET, X2) in gateway.existing
+    assert ("results-1250000000", staging) in gateway.deletes
+    assert [o["dest_bucket"] for o in lines[0]["outputs"]] == [BUCKET, "results-1250000000"]
+
+
+def test_outputs_bucket_must_be_name_appid():
+    with pytest.raises(ConfigError, match="bucket 'Results' of 'x4/:4' must be"):
+        _settings("x4/:4@Results")

@@ -78,7 +78,7 @@ def test_destination_key_over_cos_limit_is_skipped():
 def pic_operations(decision, record_bucket: str, magnify: int) -> str:
     """The header the function sends for its one default output."""
     rule = f"ci-process=AISuperResolution&magnify={magnify}"
-    return pic_operations_for([(decision.dest_key, rule)], decision.dest_bucket, record_bucket=record_bucket)
+    return pic_operations_for([(decision.dest_bucket, decision.dest_key, rule)], record_bucket=record_bucket)
 
 
 def test_pic_operations_fileid_is_absolute_under_dest_prefix():
