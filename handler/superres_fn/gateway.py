@@ -95,9 +95,6 @@ class CosGateway:
         return ObjectState(_unix_seconds(headers.get("Last-Modified")), _int(headers.get("Content-Length")),
                            headers.get("ETag"), _int(headers.get("x-cos-meta-expires")))
 
-    def exists(self, bucket: str, key: str, region: str, timeout: float | None = None) -> bool:
-        return self.head(bucket, key, region, timeout) is not None
-
     def image_process(
         self, bucket: str, key: str, region: str, pic_operations: str, timeout: float | None = None
     ) -> object:

@@ -11,7 +11,7 @@ from .errors import CosCallError, EventError, RecordsFailedError, SuperresError,
 from .events import CosRecord, RecordSlot, iter_records
 from .gateway import Gateway, ObjectState
 from .log import Emit, emit_stdout
-from .plan import Decision, claim_key, decide, is_fresh, output_targets, pic_operations_for, staging_key
+from .plan import ALREADY_DONE, Decision, claim_key, decide, is_fresh, output_targets, pic_operations_for, staging_key
 from .results import UploadResult, parse_upload_result
 from .retry import DEFAULT_POLICY, Attempts, RetryPolicy, call_with_retry
 
@@ -125,9 +125,16 @@ def _handle_slot(
 def _result_state(
     record: CosRecord, bucket: str, key: str, deadline: float, invocation: Invocation
 ) -> ObjectState | None:
-    """The destination's state if it holds a result at least as new as this upload (the freshness rule), else None."""
-    state = _retrying(lambda: invocation.gateway.head(bucket, key, record.region, _left(deadline, invocation)),
-                      deadline, Attempts(), invocation)
+    """The destination's state if it holds a result at least as new as this upload (the freshness rule), else None;
+    the HEAD retried as any transient failure is."""
+    return _retrying(lambda: _fresh_head(record, bucket, key, deadline, invocation), deadline, Attempts(), invocation)
+
+
+def _fresh_head(
+    record: CosRecord, bucket: str, key: str, deadline: float, invocation: Invocation
+) -> ObjectState | None:
+    """One HEAD: the object's state if it is at least as new as this upload, else None."""
+    state = invocation.gateway.head(bucket, key, record.region, _left(deadline, invocation))
     return state if state is not None and is_fresh(state.last_modified, record.event_time) else None
 
 
@@ -165,11 +172,13 @@ def _claimed(
             line["warning"] = f"took over the expired claim {key!r} of an invocation that did not finish"
             continue
         if claim is not None:
-            # The holder may have stored the result and died before releasing its claim.
-            if invocation.settings.skip_existing and _result_state(
-                    record, decision.dest_bucket, decision.dest_key, deadline, invocation) is not None:
-                return {"outcome": "skipped", "reason": "already_done",
-                        "detail": "another invocation, holding the claim, stored the result"}
+            # The holder may have stored every result and died before releasing its claim.
+            if invocation.settings.skip_existing:
+                targets = _targets(record, invocation.settings)
+                done = _done(record, targets, deadline, invocation)
+                if len(done) == len(targets):
+                    return _already_done(targets, done, invocation.settings,
+                                         "another invocation, holding the claim, stored the results")
             if invocation.clock() + pause + _CLAIM_WAIT_RESERVE_S > deadline:
                 raise WorkInProgressError(f"another invocation is processing this upload (claim {key!r}); SCF's "
                                           "retry will find its result")
@@ -208,24 +217,14 @@ def _work(
 ) -> dict[str, object]:
     """Every output of the upload: skip those already done (the freshness rule), super-resolve the rest in one CI
     call (one rule each; up to five), then convert those with a format, each in a second call from its staging PNG.
-    `looked`: decide() already found the first output not done (CLAIM_WORK=false with a single output)."""
+    `looked`: decide() already found the first output not done (CLAIM_WORK=false), so it is not looked at again."""
     settings = invocation.settings
     several = bool(settings.output_specs)
-    targets = [_Target(output, bucket, key, staging_key(bucket, key, settings) if output.format else None)
-               for output, bucket, key in output_targets(record.bucket, record.key, settings)]
-    done: dict[str, ObjectState] = {}
-    if settings.skip_existing and not (looked and len(targets) == 1):
-        for target in targets:
-            state = _result_state(record, target.bucket, target.key, deadline, invocation)
-            if state is not None:
-                done[target.key] = state
+    targets = _targets(record, settings)
+    done = _done(record, targets, deadline, invocation, skip_first=looked) if settings.skip_existing else {}
     pending = [target for target in targets if target.key not in done]
     if not pending:
-        skipped: dict[str, object] = {"outcome": "skipped", "reason": "already_done", "detail": (
-            "the destination holds a result at least as new as this upload (SKIP_EXISTING)")}
-        if several:
-            skipped["outputs"] = [_output_line(t, "already_done", _state_log(t.key, done[t.key])) for t in targets]
-        return skipped
+        return _already_done(targets, done, settings, ALREADY_DONE)
 
     # A converted output whose PNG already sits, fresh, in staging (an earlier try stopped between the two calls)
     # needs only its conversion.
@@ -278,6 +277,32 @@ def _work(
             for t in targets
         ]
     return outcome
+
+
+def _targets(record: CosRecord, settings: Settings) -> list[_Target]:
+    return [_Target(output, bucket, key, staging_key(bucket, key, settings) if output.format else None)
+            for output, bucket, key in output_targets(record.bucket, record.key, settings)]
+
+
+def _done(
+    record: CosRecord, targets: list[_Target], deadline: float, invocation: Invocation, *, skip_first: bool = False
+) -> dict[str, ObjectState]:
+    """The targets that already hold a fresh result, by key (the first one not looked at when `skip_first`)."""
+    done: dict[str, ObjectState] = {}
+    for target in targets[1:] if skip_first else targets:
+        state = _result_state(record, target.bucket, target.key, deadline, invocation)
+        if state is not None:
+            done[target.key] = state
+    return done
+
+
+def _already_done(
+    targets: list[_Target], done: dict[str, ObjectState], settings: Settings, detail: str
+) -> dict[str, object]:
+    skipped: dict[str, object] = {"outcome": "skipped", "reason": "already_done", "detail": detail}
+    if settings.output_specs:
+        skipped["outputs"] = [_output_line(t, "already_done", _state_log(t.key, done[t.key])) for t in targets]
+    return skipped
 
 
 def _call_ci(
@@ -354,8 +379,8 @@ def _watch(
         for bucket, key in objects:
             if (bucket, key) in landed:
                 continue
-            found = invocation.gateway.head(bucket, key, record.region, _left(deadline, invocation))
-            if found is not None and is_fresh(found.last_modified, record.event_time):
+            found = _fresh_head(record, bucket, key, deadline, invocation)
+            if found is not None:
                 landed[(bucket, key)] = found
         if len(landed) == len(objects) or invocation.clock() + pause > until:
             return landed

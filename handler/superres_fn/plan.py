@@ -13,6 +13,8 @@ from .events import CosRecord
 
 # COS refuses object keys longer than this many UTF-8 bytes.
 MAX_KEY_BYTES = 850
+# The detail of an already_done skip.
+ALREADY_DONE = "the destination holds a result at least as new as this upload (SKIP_EXISTING)"
 # Claims on work in progress (CLAIM_WORK) live in this folder under DEST_PREFIX.
 CLAIMS_FOLDER = ".claims/"
 # Outputs with a format (OUTPUTS): CI's PNG lands here, is converted to the final key, then deleted.
@@ -81,7 +83,7 @@ def decide(
     if any(len(key.encode()) > MAX_KEY_BYTES for _, _, key in output_targets(record.bucket, record.key, settings)):
         return skip("destination_key_too_long", f"DEST_PREFIX + key exceeds COS's {MAX_KEY_BYTES}-byte key limit")
     if settings.skip_existing and exists is not None and exists(dest_bucket, dest_key):
-        return skip("already_done", "the destination holds a result at least as new as this upload (SKIP_EXISTING)")
+        return skip("already_done", ALREADY_DONE)
     return Decision(PROCESS, "accepted", dest_bucket, dest_key)
 
 

@@ -81,7 +81,7 @@ def test_wrong_credentials_are_a_permanent_typed_error(stack):
         gateway.image_process(BUCKET, "uploads/astronaut.jpg", "ap-guangzhou", '{"rules": []}')
     assert (post.value.code, post.value.status, post.value.retryable) == ("SignatureDoesNotMatch", 403, False)
     with pytest.raises(CosCallError) as head:  # a HEAD answer has no body to carry the code
-        gateway.exists(BUCKET, "superres/x.jpg", "ap-guangzhou")
+        gateway.head(BUCKET, "superres/x.jpg", "ap-guangzhou")
     assert (head.value.code, head.value.status, head.value.retryable) == ("HTTP403", 403, False)
     # ...but its x-cos-request-id header is there, and the error carries it
     assert head.value.cos_request_id and head.value.cos_request_id != "Unknown"
@@ -91,4 +91,4 @@ def test_missing_credentials_name_the_variables(stack):
     env = {k: v for k, v in _env(stack).items() if not k.startswith("TENCENTCLOUD_SECRET")}
     gateway = CosGateway(load_settings(env), env)
     with pytest.raises(CredentialsError, match="TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY not set"):
-        gateway.exists(BUCKET, "k", "ap-guangzhou")
+        gateway.head(BUCKET, "k", "ap-guangzhou")

@@ -124,3 +124,25 @@ def test_an_output_may_go_to_another_bucket():
 def test_outputs_bucket_must_be_name_appid():
     with pytest.raises(ConfigError, match="bucket 'Results' of 'x4/:4' must be"):
         _settings("x4/:4@Results")
+
+
+def test_a_claim_holder_that_stored_only_some_outputs_leaves_the_rest_to_do():
+    from superres_fn import claim_key, decide
+    from superres_fn.events import parse_record
+
+    settings = _settings("x2/:2,x4/:4")
+    invocation, lines, gateway, _ = make_invocation(settings)
+    decision = decide(parse_record(load_event("put_single.json")["Records"][0]), settings)
+    held = (BUCKET, claim_key(decision, settings))
+    gateway.existing.update({held, (BUCKET, X2)})  # the holder wrote x2, then died
+    gateway.expiries[held] = int(gateway.wall()) + 3
+    handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    assert lines[0]["outcome"] == "processed", lines[0]
+    assert [o["status"] for o in lines[0]["outputs"]] == ["already_done", "processed"]
+    assert [rule for _, rule in _rules(gateway.calls[0])] == ["ci-process=AISuperResolution&magnify=4"]
+
+
+def test_without_claims_each_output_is_looked_at_once():
+    invocation, _, gateway, _ = make_invocation(_settings("x2/:2,x4/:4", CLAIM_WORK="false"))
+    handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    assert sorted(gateway.heads) == [(BUCKET, X2), (BUCKET, X4)]
