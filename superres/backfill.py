@@ -5,7 +5,7 @@ Finding the work (superres.diffplan): the sources (a listing of the bucket, a CO
 object. A source is work when a result is missing, or older than the source (freshness, whole seconds).
 
 Doing it, one object batch at a time:
-- in this process, through `superres_fn.handle_event` with a CosGateway and the function's Settings loaded
+- in this process, through `superres_fn.process_event` with a CosGateway and the function's Settings loaded
   from serverless.yml's environment (the same CI call and log line as in SCF; the planner has already checked
   the destination, so the function is told not to HEAD it again), or
 - with `deployed`, as synthesized COS upload records sent to the deployed function through SCF async
@@ -46,10 +46,9 @@ from superres_fn import (
     Endpoint,
     Invocation,
     Settings,
-    SuperresError,
     cos_config,
-    handle_event,
     load_settings,
+    process_event,
 )
 from tqdm import tqdm
 
@@ -256,7 +255,6 @@ class Backfill:
         self.outputs: list[Output] = outputs_for(settings, options.bucket)
         # The planner has looked at every destination: the function must not HEAD it again (and a stale result
         # must be redone, which skip-if-exists would refuse).
-        self._process_settings = settings.with_overrides(skip_existing=False)
         self._log_lock = threading.Lock()
         self._stop = threading.Event()
         self._stop_announced = False
@@ -296,17 +294,14 @@ class Backfill:
         return raw
 
     def process(self, obj: ListedObject) -> tuple[str, str]:
-        """Through handle_event, as the function runs it; returns (outcome, reason)."""
-        lines: list[dict[str, object]] = []
-        invocation = Invocation(settings=self._process_settings, gateway=self.gateway, emit=lines.append)
+        """Through the function's own path (process_event: claims, provenance, the same decision as the trigger's);
+        returns (outcome, reason) from its report."""
+        invocation = Invocation(settings=self.settings, gateway=self.gateway, emit=lambda line: None)
         context = {"request_id": f"backfill-{uuid.uuid4()}", "time_limit_in_ms": self.spec.timeout_s * 1000,
                    "function_name": self.spec.name}
-        try:
-            handle_event({"Records": [self.record(obj)]}, context, invocation)
-        except SuperresError:
-            pass  # RecordsFailedError: the record's own log line says why
-        self._write_log(lines)
-        line = next((entry for entry in reversed(lines) if "outcome" in entry), {})
+        report = process_event({"Records": [self.record(obj)]}, context, invocation)
+        self._write_log(report.lines)
+        line = report.lines[-1] if report.lines else {}
         outcome = str(line.get("outcome") or "failed")
         return ("failed" if outcome == "invalid" else outcome), str(line.get("reason") or "no_log_line")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 from superres_fn import ConfigError, Settings, load_settings
-from superres_fn.plan import CLAIMS_FOLDER, STAGING_FOLDER
+from superres_fn.targets import CLAIMS_FOLDER, STAGING_FOLDER
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.scf.v20180416 import models as scf_models
 from tencentcloud.scf.v20180416 import scf_client

@@ -5,9 +5,11 @@ each destination prefix arrive sorted by key (COS lists in UTF-8 byte order, whi
 source's result for output `o` is `o.prefix + key`; stripping the prefix keeps the order, so one pass over all
 of them pairs every source with its results in O(1) memory per output.
 
-Freshness (the function's own rule, superres_fn.is_fresh): a result counts as done only if its LastModified >= the
-source's LastModified, in whole seconds (equal counts as done); the source's LastModified stands for the upload's
-eventTime, which is also what the synthesized records carry, so the deployed function judges them alike.
+Candidates by time, decisions by content: listings carry no metadata, so the planner cannot read the source version
+a result was made from (the function's rule, superres_fn.targets.is_done). It skips an object only when each of its
+results was written strictly after the source (whole seconds of COS's clock: a result from the same second is a
+candidate); every candidate goes through the function, which calls CI only for results not made from the source's
+current version by the current rule.
 
 The function's own filters (suffix, size, recursion guard, unsafe keys) come from `superres_fn.decide`, called
 without `exists`, so the planner and the function cannot disagree on what is an image to process.
@@ -23,7 +25,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from superres_fn import CosRecord, Settings, decide
-from superres_fn import is_fresh as function_is_fresh
 
 BACKFILL_EVENT_NAME = "cos:ObjectCreated:Put"
 _EPOCH = datetime.fromtimestamp(0, timezone.utc)
@@ -107,12 +108,11 @@ def parse_last_modified(value: object) -> float | None:
 
 
 def is_fresh(result_modified: float | None, source_modified: float | None) -> bool:
-    """The function's freshness rule (superres_fn.is_fresh: whole seconds, equal counts as done, a result of
-    unknown age counts as done), with the source's LastModified standing for the upload's eventTime."""
-    if source_modified is None:
-        return True
-    return function_is_fresh(None if result_modified is None else int(result_modified),
-                             datetime.fromtimestamp(int(source_modified), timezone.utc))
+    """Not a candidate: the result was written strictly after the source, in whole seconds of COS's clock (a result
+    of the same second may predate a re-upload within that second, so it is left to the function to decide)."""
+    if result_modified is None or source_modified is None:
+        return False
+    return int(result_modified) > int(source_modified)
 
 
 class _Cursor:

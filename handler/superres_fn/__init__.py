@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .config import Endpoint, Settings, load_settings, parse_endpoint
 from .errors import (
+    CiOutcomeUnknown,
     ConfigError,
     CosCallError,
     CredentialsError,
@@ -15,15 +16,17 @@ from .errors import (
     is_retryable,
 )
 from .events import CosRecord, RecordSlot, iter_records, parse_record
-from .gateway import CosGateway, Gateway, ObjectState, cos_config
+from .gateway import CosGateway, Gateway, Listed, ObjectState, cos_config
 from .log import emit_stdout
-from .pipeline import Invocation, handle_event
-from .plan import Decision, claim_key, decide, destination, is_fresh, pic_operations_for
+from .pipeline import Invocation, Report, handle_event, process_event
+from .plan import Decision, decide, destination, pic_operations_for
 from .results import ImageInfo, OriginalInfo, ProcessedObject, UploadResult, parse_upload_result
 from .retry import Attempts, RetryPolicy, call_with_retry
+from .targets import Target, is_done, plan_targets, version_of
 
 __all__ = [
     "Attempts",
+    "CiOutcomeUnknown",
     "ConfigError",
     "CosCallError",
     "CosGateway",
@@ -36,24 +39,26 @@ __all__ = [
     "Gateway",
     "ImageInfo",
     "Invocation",
+    "Listed",
     "ObjectState",
     "OriginalInfo",
     "ProcessedObject",
     "RecordSlot",
     "RecordsFailedError",
+    "Report",
     "RetryPolicy",
     "Settings",
     "SuperresError",
+    "Target",
     "UploadResult",
     "WorkInProgressError",
     "call_with_retry",
-    "claim_key",
     "cos_config",
     "decide",
     "destination",
     "emit_stdout",
     "handle_event",
-    "is_fresh",
+    "is_done",
     "is_retryable",
     "iter_records",
     "load_settings",
@@ -61,4 +66,7 @@ __all__ = [
     "parse_record",
     "parse_upload_result",
     "pic_operations_for",
+    "plan_targets",
+    "process_event",
+    "version_of",
 ]

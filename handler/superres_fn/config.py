@@ -67,6 +67,8 @@ class Settings(NamedTuple):
     endpoint: Endpoint | None = None
     cos_timeout_s: float = 60.0
     output_specs: tuple[OutputSpec, ...] = ()  # OUTPUTS; empty: one output, DEST_PREFIX at MAGNIFY
+    # How long a CI call may still write its result after its client gave up (CI_LANDING_BOUND_S).
+    ci_landing_bound_s: float = 60.0
 
     def with_overrides(self, **changes: object) -> Settings:
         return self._replace(**changes)
@@ -93,6 +95,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         endpoint=parse_endpoint(env.get("COS_ENDPOINT_URL")),
         cos_timeout_s=_positive_float("COS_TIMEOUT_S", env.get("COS_TIMEOUT_S"), default=60.0),
         output_specs=_outputs(env.get("OUTPUTS")),
+        ci_landing_bound_s=_positive_float("CI_LANDING_BOUND_S", env.get("CI_LANDING_BOUND_S"), default=60.0),
     )
     return settings.with_overrides(**overrides) if overrides else settings
 

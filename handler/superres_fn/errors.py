@@ -14,6 +14,8 @@ class SuperresError(Exception):
 
     code = "SuperresError"
     retryable = False
+    # Whether trying again within this invocation may help (else only a later delivery: SCF's retry).
+    retry_now = True
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -102,6 +104,25 @@ class DeadlineError(SuperresError):
 
     code = "DeadlineExceeded"
     retryable = True
+    retry_now = False
+
+
+class CiOutcomeUnknown(SuperresError):
+    """A CI call failed in a way that leaves it unknown whether CI did the work (a timeout, a reset after sending, a
+    5xx, an unreadable 2xx): its result may still land. No second call is made for the source version until the
+    first can no longer land: the claim is kept until it expires, and SCF's retry publishes what landed."""
+
+    code = "CiOutcomeUnknown"
+    retryable = True
+    retry_now = False
+
+    def __init__(self, cause: CosCallError) -> None:
+        super().__init__(f"{cause.code}: {cause.message} (the result may still land; SCF's retry will look for it "
+                         "before calling CI again)")
+        self.cause = cause
+
+    def as_log(self) -> dict[str, object]:
+        return {**super().as_log(), "status": self.cause.status, "cos_request_id": self.cause.cos_request_id}
 
 
 class RecordsFailedError(SuperresError):

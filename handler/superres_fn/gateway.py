@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import NamedTuple, Protocol, TypeVar
 
@@ -34,12 +35,28 @@ _MAX_CLIENTS = 8
 
 
 class ObjectState(NamedTuple):
-    """What a HEAD tells about an object; `last_modified` in Unix seconds (COS gives whole seconds)."""
+    """What a HEAD tells about an object. Times are COS's own clock in Unix seconds (whole seconds): the object's
+    Last-Modified and `date`, the answer's Date header, so that an age is measured on one clock."""
 
     last_modified: int | None
     size: int | None
     etag: str | None
-    expires: int | None = None  # x-cos-meta-expires, on claims (Unix seconds)
+    meta: Mapping[str, str] = {}  # x-cos-meta-* without the prefix, names lower-cased
+    date: int | None = None
+
+    @property
+    def age_s(self) -> int | None:
+        """Seconds since the object was written, by COS's clock alone (None when COS did not say)."""
+        if self.date is None or self.last_modified is None:
+            return None
+        return self.date - self.last_modified
+
+
+class Listed(NamedTuple):
+    """A listing of keys under a prefix, and COS's Date when it answered (Unix seconds)."""
+
+    keys: dict[str, int | None]  # key -> Last-Modified (Unix seconds)
+    date: int | None
 
 
 class Gateway(Protocol):
@@ -47,13 +64,20 @@ class Gateway(Protocol):
 
     def head(self, bucket: str, key: str, region: str, timeout: float | None = None) -> ObjectState | None: ...
 
+    def list_prefix(self, bucket: str, prefix: str, region: str, timeout: float | None = None) -> Listed: ...
+
     def image_process(
         self, bucket: str, key: str, region: str, pic_operations: str, timeout: float | None = None
     ) -> object: ...
 
     def create_if_absent(
-        self, bucket: str, key: str, region: str, body: bytes, expires: int, timeout: float | None = None
+        self, bucket: str, key: str, region: str, body: bytes, meta: Mapping[str, str], timeout: float | None = None
     ) -> bool: ...
+
+    def publish(
+        self, bucket: str, source_key: str, key: str, region: str, meta: Mapping[str, str], content_type: str,
+        timeout: float | None = None,
+    ) -> str | None: ...
 
     def delete(self, bucket: str, key: str, region: str, timeout: float | None = None) -> None: ...
 
@@ -92,8 +116,20 @@ class CosGateway:
             if exc.status == 404:
                 return None
             raise
+        meta = {name[11:].lower(): value for name, value in headers.items() if name.lower().startswith("x-cos-meta-")}
         return ObjectState(_unix_seconds(headers.get("Last-Modified")), _int(headers.get("Content-Length")),
-                           headers.get("ETag"), _int(headers.get("x-cos-meta-expires")))
+                           headers.get("ETag"), meta, self._date())
+
+    def list_prefix(self, bucket: str, prefix: str, region: str, timeout: float | None = None) -> Listed:
+        """Up to 1,000 keys under `prefix` (the function lists only its own small folders)."""
+        data = self._typed(lambda: self._client(region, timeout).list_objects(Bucket=bucket, Prefix=prefix,
+                                                                               MaxKeys=1000))
+        contents = data.get("Contents") if isinstance(data, Mapping) else None
+        if isinstance(contents, Mapping):
+            contents = [contents]
+        keys = {item["Key"]: _iso_seconds(item.get("LastModified")) for item in contents or ()
+                if isinstance(item, Mapping) and isinstance(item.get("Key"), str)}
+        return Listed(keys, self._date())
 
     def image_process(
         self, bucket: str, key: str, region: str, pic_operations: str, timeout: float | None = None
@@ -107,19 +143,32 @@ class CosGateway:
         return data
 
     def create_if_absent(
-        self, bucket: str, key: str, region: str, body: bytes, expires: int, timeout: float | None = None
+        self, bucket: str, key: str, region: str, body: bytes, meta: Mapping[str, str], timeout: float | None = None
     ) -> bool:
-        """PUT with x-cos-forbid-overwrite: true and x-cos-meta-expires. False when the key exists (409)."""
+        """PUT with x-cos-forbid-overwrite: true (one atomic create). False when the key exists (409)."""
         try:
-            self._typed(lambda: self._client(region, timeout).put_object(Bucket=bucket, Key=key, Body=body,
-                                                  ContentType="application/json",
-                                                  Metadata={"x-cos-forbid-overwrite": "true",
-                                                            "x-cos-meta-expires": str(expires)}))
+            self._typed(lambda: self._client(region, timeout).put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType="application/json",
+                Metadata={"x-cos-forbid-overwrite": "true", **meta}))
         except CosCallError as exc:
             if exc.status == 409:
                 return False
             raise
         return True
+
+    def publish(
+        self, bucket: str, source_key: str, key: str, region: str, meta: Mapping[str, str], content_type: str,
+        timeout: float | None = None,
+    ) -> str | None:
+        """Server-side copy of `source_key` to `key` in one bucket, with `meta` and `content_type` replacing the
+        source's: content and provenance land together. The new object's ETag."""
+        client = self._client(region, timeout)
+        source = {"Bucket": bucket, "Key": source_key, "Region": region}
+        data = self._typed(lambda: client.copy_object(Bucket=bucket, Key=key, CopySource=source,
+                                                      CopyStatus="Replaced", ContentType=content_type,
+                                                      Metadata=dict(meta)))
+        etag = data.get("ETag") if isinstance(data, Mapping) else None
+        return etag if isinstance(etag, str) else None
 
     def delete(self, bucket: str, key: str, region: str, timeout: float | None = None) -> None:
         self._typed(lambda: self._client(region, timeout).delete_object(Bucket=bucket, Key=key))
@@ -147,6 +196,10 @@ class CosGateway:
     def _record_response(self, response: requests.Response, *args: object, **kwargs: object) -> None:
         self._last.status = response.status_code
         self._last.headers = response.headers
+
+    def _date(self) -> int | None:
+        """COS's clock when it answered the last request on this thread (its Date header)."""
+        return _unix_seconds(self._header("Date"))
 
     def _request_id(self) -> str | None:
         headers = self._last.headers
@@ -259,6 +312,16 @@ def _unix_seconds(value: str | None) -> int | None:
     try:
         return int(parsedate_to_datetime(value).timestamp())
     except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _iso_seconds(value: object) -> int | None:
+    """A listing's LastModified (ISO 8601, e.g. 2026-12-06T02:25:47.000Z) in Unix seconds."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+    except ValueError:
         return None
 
 

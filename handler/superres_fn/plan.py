@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable
-from datetime import datetime
 from typing import NamedTuple
 
-from .config import Output, Settings
+from .config import Settings
 from .events import CosRecord
+from .targets import plan_targets
 
 # COS refuses object keys longer than this many UTF-8 bytes.
 MAX_KEY_BYTES = 850
 # The detail of an already_done skip.
-ALREADY_DONE = "the destination holds a result at least as new as this upload (SKIP_EXISTING)"
-# Claims on work in progress (CLAIM_WORK) live in this folder under DEST_PREFIX.
-CLAIMS_FOLDER = ".claims/"
-# Outputs with a format (OUTPUTS): CI's PNG lands here, is converted to the final key, then deleted.
-STAGING_FOLDER = ".staging/"
+ALREADY_DONE = "the destination holds a result made from this version of the upload by the same rule (SKIP_EXISTING)"
 
 PROCESS = "process"
 SKIP = "skip"
@@ -42,15 +36,9 @@ def destination(record_bucket: str, key: str, settings: Settings) -> tuple[str, 
     return first.bucket or record_bucket, first.prefix + key
 
 
-def decide(
-    record: CosRecord,
-    settings: Settings,
-    *,
-    exists: Callable[[str, str], bool] | None = None,
-    duplicate: bool = False,
-) -> Decision:
-    """Decide what to do with one record; `exists(bucket, key)` tells whether an up-to-date result is already at the
-    destination (the pipeline HEADs it and applies the freshness rule), and runs last."""
+def decide(record: CosRecord, settings: Settings, *, duplicate: bool = False) -> Decision:
+    """Decide from the record and the settings alone whether it is work for CI; whether its results are already done
+    is the record run's question (record.py), asked under the claim."""
     dest_bucket, dest_key = destination(record.bucket, record.key, settings)
 
     def skip(reason: str, detail: str) -> Decision:
@@ -80,10 +68,8 @@ def decide(
             f"source is {record.size / 1048576:.1f} MB; the limit is {settings.max_input_bytes / 1048576:.1f} MB "
             "(MAX_INPUT_BYTES; AISuperResolution takes at most 5 MB)",
         )
-    if any(len(key.encode()) > MAX_KEY_BYTES for _, _, key in output_targets(record.bucket, record.key, settings)):
+    if any(len(t.key.encode()) > MAX_KEY_BYTES for t in plan_targets(record.bucket, record.key, settings)):
         return skip("destination_key_too_long", f"DEST_PREFIX + key exceeds COS's {MAX_KEY_BYTES}-byte key limit")
-    if settings.skip_existing and exists is not None and exists(dest_bucket, dest_key):
-        return skip("already_done", ALREADY_DONE)
     return Decision(PROCESS, "accepted", dest_bucket, dest_key)
 
 
@@ -99,35 +85,6 @@ def pic_operations_for(rules: list[tuple[str, str, str]], *, record_bucket: str,
     # ASCII-only JSON (\uXXXX escapes): HTTP header values travel as Latin-1, so a raw CJK or emoji key in
     # the fileid would be mangled on the wire and break the request signature.
     return json.dumps({"is_pic_info": is_pic_info, "rules": items}, ensure_ascii=True, separators=(",", ":"))
-
-
-def output_targets(record_bucket: str, key: str, settings: Settings) -> list[tuple[Output, str, str]]:
-    """Each output of the upload `key`: (output, bucket, key), the key being the output's prefix + the upload's key
-    (name unchanged), the bucket the output's, DEST_BUCKET's or the source's."""
-    return [(output, output.bucket or record_bucket, output.prefix + key) for output in settings.outputs]
-
-
-def staging_key(dest_bucket: str, dest_key: str, settings: Settings) -> str:
-    """Where an output converted to a format first receives CI's PNG: a folder of its own under DEST_PREFIX."""
-    digest = hashlib.sha256(f"{dest_bucket}/{dest_key}".encode()).hexdigest()
-    return settings.dest_prefix + STAGING_FOLDER + digest + ".png"
-
-
-def claim_key(decision: Decision, settings: Settings) -> str:
-    """Where the claim on this record's work lives: under DEST_PREFIX (never watched by the trigger, writable by the
-    function's role), in a folder of its own, named by a digest of the destination so that any key fits."""
-    digest = hashlib.sha256(f"{decision.dest_bucket}/{decision.dest_key}".encode()).hexdigest()
-    return settings.dest_prefix + CLAIMS_FOLDER + digest
-
-
-def is_fresh(last_modified: int | None, event_time: datetime) -> bool:
-    """The freshness rule: a result counts as done only when it is at least as new as the upload it answers.
-
-    Both sides are whole seconds (COS's Last-Modified and the event's eventTime), so a result written in the same
-    second as a later re-upload of its source counts as fresh: that re-upload is not processed again. A result
-    without a Last-Modified is taken as done (its age cannot be told, and calling CI again may bill twice).
-    """
-    return last_modified is None or last_modified >= int(event_time.timestamp())
 
 
 def _suffix(key: str) -> str:

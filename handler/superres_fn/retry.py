@@ -18,6 +18,8 @@ class RetryPolicy(NamedTuple):
     max_attempts: int = 8
     # Time one more attempt is expected to need; no attempt starts unless this much is left.
     min_attempt_s: float = 0.5
+    # A CI call (super-resolution takes seconds) starts only with this much left.
+    min_ci_attempt_s: float = 3.0
 
 
 DEFAULT_POLICY = RetryPolicy()
@@ -57,7 +59,7 @@ def call_with_retry(
         try:
             return fn()
         except SuperresError as exc:
-            if not exc.retryable or attempts.count >= policy.max_attempts:
+            if not (exc.retryable and exc.retry_now) or attempts.count >= policy.max_attempts:
                 raise
             delay = jitter() * min(policy.cap_s, policy.base_s * 2 ** (attempts.count - 1))
             if clock() + delay + policy.min_attempt_s > deadline:

@@ -28,19 +28,22 @@ def _plan(sources: list[ListedObject], *listings: list[ListedObject], outputs: l
 
 
 def src(key: str, modified: float | None = 1000.0, size: int = 10) -> ListedObject:
+    """A listed object; results (keys with a folder) default to a second after the sources."""
+    if modified == 1000.0 and "/" in key:
+        modified = 1001.0
     return ListedObject(key, size, '"e"', modified)
 
 
-def test_a_result_as_new_as_its_source_in_whole_seconds_counts_as_done() -> None:
-    assert is_fresh(1000.9, 1000.1)  # same second
+def test_only_a_result_strictly_newer_than_its_source_is_not_a_candidate() -> None:
+    assert not is_fresh(1000.9, 1000.1)  # same second: may predate a re-upload within it; the function decides
     assert is_fresh(1001.0, 1000.9)
     assert not is_fresh(999.99, 1000.0)
-    assert is_fresh(None, 1000.0) and is_fresh(5.0, None)  # unknown times: an existing result is done
+    assert not is_fresh(None, 1000.0) and not is_fresh(5.0, None)  # unknown times: a candidate
 
 
 def test_missing_stale_and_done_results_are_found_by_one_merge() -> None:
     sources = [src("a.jpg"), src("b.jpg"), src("c.jpg"), src("d.jpg")]
-    results = [src("superres/b.jpg", 1000.5), src("superres/bb.jpg"), src("superres/c.jpg", 999.0)]
+    results = [src("superres/b.jpg", 1001.5), src("superres/bb.jpg"), src("superres/c.jpg", 999.0)]
     assert _plan(sources, results) == [
         ("a.jpg", "process", "missing", ("superres/a.jpg",)),
         ("b.jpg", "skip", "already_done", ()),

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from superres_fn import ConfigError, CosCallError, handle_event, load_settings
-from superres_fn.plan import staging_key
+from superres_fn import ConfigError, CosCallError, RecordsFailedError, handle_event, load_settings, plan_targets
+from superres_fn.targets import claim_root, source_folder
 
 from tests.conftest import load_event
 from tests.unit.fakes import make_invocation
@@ -28,27 +28,43 @@ def _rules(call: tuple) -> list[tuple[str, str]]:
     return [(rule["fileid"], rule["rule"]) for rule in json.loads(call[3])["rules"]]
 
 
+VERSION = "9a0364b9e99bb480dd25e1f0284c8555"  # put_single.json's ETag
+
+
+def _targets(settings):
+    return {t.key: t for t in plan_targets(BUCKET, "uploads/astronaut.jpg", settings)}
+
+
+def _staged(settings, key: str, fmt: str | None = None) -> str:
+    return _targets(settings)[key].staged(settings, source_folder(BUCKET, "uploads/astronaut.jpg"), VERSION, fmt)
+
+
+def _stamp(rule: str) -> dict[str, str]:
+    return {"x-cos-meta-superres-source": VERSION, "x-cos-meta-superres-rule": rule}
+
+
 def test_two_outputs_are_one_super_resolution_call_and_one_conversion():
     settings = _settings()
     invocation, lines, gateway, _ = make_invocation(settings)
     handle_event(load_event("put_single.json"), CONTEXT, invocation)
-    staging = staging_key(BUCKET, X4, settings)
+    png2, png4, webp4 = _staged(settings, X2), _staged(settings, X4, "png"), _staged(settings, X4)
     first, second = gateway.calls
     assert first[1] == "uploads/astronaut.jpg" and _rules(first) == [
-        ("/" + X2, "ci-process=AISuperResolution&magnify=2"), ("/" + staging, "ci-process=AISuperResolution&magnify=4")]
-    assert second[1] == staging and _rules(second) == [("/" + X4, "imageMogr2/format/webp/quality/80!")]
+        ("/" + png2, "ci-process=AISuperResolution&magnify=2"), ("/" + png4, "ci-process=AISuperResolution&magnify=4")]
+    assert second[1] == png4 and _rules(second) == [("/" + webp4, "imageMogr2/format/webp/quality/80!")]
     assert json.loads(second[3])["is_pic_info"] == 0
-    assert (BUCKET, staging) not in gateway.existing  # staging PNG deleted after the conversion
+    assert gateway.keys("superres/.staging/") == []  # staged objects deleted after publishing
+    assert gateway.objects[(BUCKET, X4)].meta["x-cos-meta-superres-rule"] == "x4:webp:q80"
     (line,) = lines
     assert line["outcome"] == "processed" and line["attempts"] == 2
     assert [(o["dest_key"], o["magnify"], o["format"], o["status"]) for o in line["outputs"]] == [
         (X2, 2, None, "processed"), (X4, 4, "webp", "processed")]
-    assert line["outputs"][1]["result"]["format"] == "WEBP" and line["result"]["key"] == X2
+    assert line["outputs"][1]["result"]["format"] == "webp" and line["result"]["key"] == X2
 
 
 def test_freshness_applies_per_output():
     invocation, lines, gateway, _ = make_invocation(_settings())
-    gateway.existing.add((BUCKET, X2))  # x2 done, x4 not
+    gateway.put(BUCKET, X2, b"x2", _stamp("x2"))  # x2 done, x4 not
     handle_event(load_event("put_single.json"), CONTEXT, invocation)
     assert [rule for _, rule in _rules(gateway.calls[0])] == ["ci-process=AISuperResolution&magnify=4"]
     assert [o["status"] for o in lines[0]["outputs"]] == ["already_done", "processed"]
@@ -60,34 +76,36 @@ def test_freshness_applies_per_output():
 def test_a_staged_png_from_an_earlier_try_is_only_converted():
     settings = _settings("x4/:4:jpg:70")
     invocation, lines, gateway, _ = make_invocation(settings)
-    gateway.existing.add((BUCKET, staging_key(BUCKET, X4, settings)))  # the SR call landed, the conversion did not
+    gateway.put(BUCKET, _staged(settings, X4, "png"), b"png")  # the SR call landed, the conversion did not
     handle_event(load_event("put_single.json"), CONTEXT, invocation)
     (call,) = gateway.calls
-    assert _rules(call) == [("/" + X4, "imageMogr2/format/jpg/quality/70!")]
+    assert _rules(call) == [("/" + _staged(settings, X4), "imageMogr2/format/jpg/quality/70!")]
     assert lines[0]["outcome"] == "processed" and lines[0]["attempts"] == 1
 
 
-def test_ambiguous_failure_resends_only_the_rules_that_did_not_land():
+def test_after_a_partial_landing_the_retry_calls_only_for_what_did_not_land():
     settings = _settings("x2/:2,x4/:4")
-    invocation, lines, gateway, _ = make_invocation(settings)
+    invocation, lines, gateway, clock = make_invocation(settings)
     original = gateway.image_process
 
     def half_lands(bucket, key, region, operations, timeout=None):
         rules = json.loads(operations)["rules"]
         if len(rules) == 2:  # the first call: x2 is written, then the connection drops
-            gateway.existing.add((BUCKET, X2))
-            gateway.modified[(BUCKET, X2)] = int(gateway.wall())
+            gateway.put(BUCKET, rules[0]["fileid"].lstrip("/"), b"x2 png")
             gateway.calls.append((bucket, key, region, operations))
             raise CosCallError("reset", code="ConnectionError", retryable=True, ambiguous=True)
         return original(bucket, key, region, operations, timeout)
 
     gateway.image_process = half_lands  # type: ignore[method-assign]
+    with pytest.raises(RecordsFailedError):
+        handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    clock.now += 30 + settings.ci_landing_bound_s + 5  # SCF's retry after the kept claim expired
     handle_event(load_event("put_single.json"), CONTEXT, invocation)
     assert [len(_rules(call)) for call in gateway.calls] == [2, 1]
-    assert _rules(gateway.calls[1]) == [("/" + X4, "ci-process=AISuperResolution&magnify=4")]
-    outputs = lines[0]["outputs"]
-    assert outputs[0]["confirmed_by"] == "head" and "confirmed_by" not in outputs[1]
-    assert "confirmed_by" not in lines[0]  # not every output was confirmed by HEAD
+    assert _rules(gateway.calls[1]) == [("/" + _staged(settings, X4), "ci-process=AISuperResolution&magnify=4")]
+    outputs = lines[1]["outputs"]
+    assert outputs[0]["confirmed_by"] == "staging" and "confirmed_by" not in outputs[1]
+    assert "confirmed_by" not in lines[1]  # not every output came from staging
 
 
 def test_default_is_one_x2_output_under_dest_prefix():
@@ -110,14 +128,14 @@ def test_an_output_may_go_to_another_bucket():
     settings = _settings("x2/:2,x4/:4:webp:80@results-1250000000")
     invocation, lines, gateway, _ = make_invocation(settings)
     handle_event(load_event("put_single.json"), CONTEXT, invocation)
-    staging = staging_key("results-1250000000", X4, settings)
+    png4 = _staged(settings, X4, "png")
     first, second = gateway.calls
     assert json.loads(first[3])["rules"] == [
-        {"fileid": "/" + X2, "rule": "ci-process=AISuperResolution&magnify=2"},
-        {"fileid": "/" + staging, "rule": "ci-process=AISuperResolution&magnify=4", "bucket": "results-1250000000"}]
-    assert (second[0], second[1]) == ("results-1250000000", staging)  # converted where it was staged
-    assert ("results-1250000000", X4) in gateway.existing and (BUCKET, X2) in gateway.existing
-    assert ("results-1250000000", staging) in gateway.deletes
+        {"fileid": "/" + _staged(settings, X2), "rule": "ci-process=AISuperResolution&magnify=2"},
+        {"fileid": "/" + png4, "rule": "ci-process=AISuperResolution&magnify=4", "bucket": "results-1250000000"}]
+    assert (second[0], second[1]) == ("results-1250000000", png4)  # converted where it was staged
+    assert gateway.has("results-1250000000", X4) and gateway.has(BUCKET, X2)
+    assert ("results-1250000000", png4) in gateway.deletes
     assert [o["dest_bucket"] for o in lines[0]["outputs"]] == [BUCKET, "results-1250000000"]
 
 
@@ -127,15 +145,11 @@ def test_outputs_bucket_must_be_name_appid():
 
 
 def test_a_claim_holder_that_stored_only_some_outputs_leaves_the_rest_to_do():
-    from superres_fn import claim_key, decide
-    from superres_fn.events import parse_record
-
     settings = _settings("x2/:2,x4/:4")
     invocation, lines, gateway, _ = make_invocation(settings)
-    decision = decide(parse_record(load_event("put_single.json")["Records"][0]), settings)
-    held = (BUCKET, claim_key(decision, settings))
-    gateway.existing.update({held, (BUCKET, X2)})  # the holder wrote x2, then died
-    gateway.expiries[held] = int(gateway.wall()) + 3
+    root = claim_root(settings, source_folder(BUCKET, "uploads/astronaut.jpg"))
+    gateway.put(BUCKET, root, b"dead", {"x-cos-meta-superres-ttl": "60"}, last_modified=int(gateway.cos_now()) - 600)
+    gateway.put(BUCKET, X2, b"x2", _stamp("x2"))  # the holder published x2, then died
     handle_event(load_event("put_single.json"), CONTEXT, invocation)
     assert lines[0]["outcome"] == "processed", lines[0]
     assert [o["status"] for o in lines[0]["outputs"]] == ["already_done", "processed"]
@@ -145,4 +159,4 @@ def test_a_claim_holder_that_stored_only_some_outputs_leaves_the_rest_to_do():
 def test_without_claims_each_output_is_looked_at_once():
     invocation, _, gateway, _ = make_invocation(_settings("x2/:2,x4/:4", CLAIM_WORK="false"))
     handle_event(load_event("put_single.json"), CONTEXT, invocation)
-    assert sorted(gateway.heads) == [(BUCKET, X2), (BUCKET, X4)]
+    assert sorted(k for k in gateway.heads if k[1] != "uploads/astronaut.jpg") == [(BUCKET, X2), (BUCKET, X4)]

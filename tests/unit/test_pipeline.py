@@ -59,13 +59,16 @@ def test_processed_line_has_result_fields_and_calls_ci_with_absolute_fileid():
     handle_event(load_event("tricky_keys.json"), CONTEXT, invocation)
     bucket, key, region, ops = gateway.calls[5]
     assert (bucket, key, region) == ("photos-1250000000", "uploads/猫 照片.jpg", "ap-guangzhou")
-    assert json.loads(ops)["rules"][0]["fileid"] == "/superres/uploads/猫 照片.jpg"
+    staged = json.loads(ops)["rules"][0]["fileid"]
+    assert staged.startswith("/superres/.staging/") and staged.endswith(".png")  # then published by a copy
+    assert ("photos-1250000000", staged[1:], "superres/uploads/猫 照片.jpg") in gateway.copies
     line = lines[5]
     assert line["dest_key"] == "superres/uploads/猫 照片.jpg"
+    published = gateway.objects[("photos-1250000000", "superres/uploads/猫 照片.jpg")]
     assert line["result"] == {
         "key": "superres/uploads/猫 照片.jpg",
         "location": "photos-1250000000.cos.ap-guangzhou.myqcloud.com/superres/uploads/猫 照片.jpg",
-        "size": 4242, "etag": '"bb"', "width": 128, "height": 96, "format": "PNG",
+        "size": len(published.body), "etag": published.etag, "width": 128, "height": 96, "format": "png",
     }
     assert line["original"] == {"width": 64, "height": 48, "format": "JPEG"}
     assert line["magnify"] == 2 and line["attempts"] == 1 and "duration_ms" in line

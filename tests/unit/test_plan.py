@@ -46,27 +46,6 @@ def test_suffix_match_is_case_insensitive_and_needs_a_dot():
     assert decide(_record(key="a.jpg/readme"), SETTINGS).reason == "suffix_not_accepted"
 
 
-def test_existing_destination_is_skipped_and_head_runs_last():
-    heads = []
-
-    def exists(bucket, key):
-        heads.append((bucket, key))
-        return True
-
-    decision = decide(_record(), SETTINGS, exists=exists)
-    assert decision.reason == "already_done"
-    assert heads == [("photos-1250000000", "superres/uploads/astronaut.jpg")]
-    heads.clear()
-    assert decide(_record("non_image.json"), SETTINGS, exists=exists).reason == "suffix_not_accepted"
-    assert heads == []
-
-
-def test_skip_existing_off_does_not_head():
-    settings = SETTINGS.with_overrides(skip_existing=False)
-    decision = decide(_record(), settings, exists=lambda b, k: pytest.fail("HEAD with SKIP_EXISTING off"))
-    assert decision.should_process
-
-
 def test_duplicate_record_is_skipped():
     assert decide(_record(), SETTINGS, duplicate=True).reason == "duplicate_record"
 

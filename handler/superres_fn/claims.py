@@ -1,0 +1,113 @@
+"""Claims: at most one invocation works on an upload at a time, so concurrent deliveries call CI once.
+
+A claim is a small object created with `x-cos-forbid-overwrite: true`: whoever creates it holds it. It carries the
+source version its holder works on and its time to live (x-cos-meta-superres-version, -ttl), a duration: the
+holder's whole time budget plus the longest a CI call may still land after its client gave up, so that once a claim
+has expired nothing its holder sent can still change anything.
+
+Expiry is judged on COS's clock alone: the age of a claim is the Date of the answer that shows it minus its
+Last-Modified, both written by COS. No two clocks are compared.
+
+Taking over an expired claim is one atomic create, never delete-then-create: the taker creates the key named by the
+dead claim's ETag (`<root>.<etag>`, bodies carry a nonce so every claim's ETag differs), and of several takers of
+the same dead claim exactly one succeeds. The chain from the root to the live claim is followed by HEADs (one per
+dead holder). Release deletes the chain, root first, each key once and never retried: a retried DELETE could land
+after a newcomer created the key again and remove its live claim. A release that fails leaves a claim that expires.
+
+The protocol is written against `ClaimOps`, three operations on one bucket; tests run it on an in-memory store, the
+function on COS.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+from .errors import SuperresError
+from .gateway import ObjectState
+
+META_TTL = "superres-ttl"
+META_VERSION = "superres-version"
+# A chain longer than this (that many holders died in a row) is treated as busy rather than followed further.
+_MAX_CHAIN = 16
+# Last-Modified and Date are whole seconds: a claim is alive one second longer than its TTL.
+_GRANULARITY_S = 1
+
+
+class ClaimOps(NamedTuple):
+    """The three operations claims need, bound to one bucket (retries and timeouts are the caller's)."""
+
+    create: Callable[[str, bytes, Mapping[str, str]], bool]  # atomic create; False if the key exists
+    head: Callable[[str], ObjectState | None]
+    delete_once: Callable[[str], None]  # one DELETE, never retried
+
+
+class Held(NamedTuple):
+    """A claim this invocation holds: the keys from the root to its own (dead predecessors first)."""
+
+    chain: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return self.chain[-1]
+
+
+class Busy(NamedTuple):
+    """A live claim of another invocation, and the source version it works on."""
+
+    key: str
+    version: str | None
+
+
+def claim_meta(ttl_s: float, version: str | None) -> dict[str, str]:
+    meta = {f"x-cos-meta-{META_TTL}": str(int(ttl_s + 0.999))}
+    if version:
+        meta[f"x-cos-meta-{META_VERSION}"] = version
+    return meta
+
+
+def try_acquire(ops: ClaimOps, root: str, body: bytes, meta: Mapping[str, str], default_ttl_s: float,
+                wall: Callable[[], float] = time.time) -> Held | Busy:
+    """Create the claim, or take over the expired one; Busy when another invocation holds a live claim."""
+    chain: list[str] = []
+    key = root
+    for _ in range(_MAX_CHAIN * 2):
+        if ops.create(key, body, meta):
+            return Held((*chain, key))
+        state = ops.head(key)
+        if state is None:
+            # Released between our create and our HEAD: start again from the root (its holder deleted it first).
+            chain, key = [], root
+            continue
+        if is_live(state, default_ttl_s, wall):
+            return Busy(key, state.meta.get(META_VERSION))
+        if len(chain) >= _MAX_CHAIN:
+            break
+        chain.append(key)
+        key = f"{root}.{(state.etag or '').strip(chr(34)) or 'none'}"
+    return Busy(key, None)
+
+
+def is_live(state: ObjectState, default_ttl_s: float, wall: Callable[[], float] = time.time) -> bool:
+    """Within its TTL by COS's clock. A claim without a TTL (not written by this function) lives `default_ttl_s`.
+    Only if COS sent no Date is this machine's clock used, against the claim's Last-Modified."""
+    raw = state.meta.get(META_TTL, "")
+    ttl = int(raw) if raw.isdigit() else default_ttl_s
+    age = state.age_s
+    if age is None:
+        if state.last_modified is None:
+            return True
+        age = int(wall()) - state.last_modified
+    return age <= ttl + _GRANULARITY_S
+
+
+def release(ops: ClaimOps, held: Held) -> list[str]:
+    """Delete the chain, root first, each key once; the keys that could not be deleted (they expire)."""
+    failed: list[str] = []
+    for key in held.chain:
+        try:
+            ops.delete_once(key)
+        except SuperresError:  # a claim left behind expires; the caller reports it
+            failed.append(key)
+    return failed

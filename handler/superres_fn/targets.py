@@ -1,0 +1,118 @@
+"""What one upload becomes: one Target per output, with the rule that makes it and where its result lands.
+
+The same type serves the function (which decides, calls CI and publishes) and backfill's planner (which looks for
+candidates): one shape for "an output of an upload" from settings to the log line.
+
+Provenance ("freshness by content"): a result is published by a server-side copy from a staging object that carries
+two metadata headers, the source version it was made from and the rule that made it. A target is done for an upload
+when its result carries that upload's version and the target's rule; clocks are not compared (see `is_done`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from .config import Output, Settings
+
+# Claims on work in progress (CLAIM_WORK) live in this folder under DEST_PREFIX.
+CLAIMS_FOLDER = ".claims/"
+# What CI writes lands here first, under a name tied to the source version and the rule, and is then published to
+# the target's key by a copy that stamps its provenance.
+STAGING_FOLDER = ".staging/"
+# x-cos-meta-* names of a published result's provenance (COS lower-cases metadata names).
+META_SOURCE = "superres-source"
+META_RULE = "superres-rule"
+# Content types of the formats a result may have (AISuperResolution itself writes PNG).
+CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+
+
+class Target(NamedTuple):
+    """One output of one upload: the bucket and key its result is published to, and the rule that makes it."""
+
+    index: int
+    output: Output
+    bucket: str
+    key: str
+
+    @property
+    def magnify(self) -> int:
+        return self.output.magnify
+
+    @property
+    def format(self) -> str:
+        """The result's format: CI's PNG unless the output converts it."""
+        return self.output.format or "png"
+
+    @property
+    def converts(self) -> bool:
+        """Whether CI's PNG is converted (a second CI call): for jpg and webp, not for png."""
+        return self.format != "png"
+
+    @property
+    def rule_id(self) -> str:
+        """The rule that makes the result, as stamped on it: changing MAGNIFY, the format or the quality makes
+        results made under the old rule stale, and nothing else does."""
+        rule = f"x{self.output.magnify}"
+        if self.output.format:
+            rule += f":{self.output.format}"
+        if self.output.quality:
+            rule += f":q{self.output.quality}"
+        return rule
+
+    @property
+    def sr_rule(self) -> str:
+        return f"ci-process=AISuperResolution&magnify={self.output.magnify}"
+
+    @property
+    def convert_rule(self) -> str:
+        rule = f"imageMogr2/format/{self.format}"
+        return rule + (f"/quality/{self.output.quality}!" if self.output.quality else "")
+
+    def staged(self, settings: Settings, source_folder: str, version: str, fmt: str | None = None) -> str:
+        """The staging key of this target's result (in `fmt`, default its own format) for one source version."""
+        digest = hashlib.sha256(f"{version}|{self.bucket}/{self.key}|{self.rule_id}".encode()).hexdigest()[:32]
+        return f"{staging_folder(settings, source_folder)}{digest}.{fmt or self.format}"
+
+    def stamp(self, version: str) -> dict[str, str]:
+        """The metadata a published result carries (x-cos-meta-*)."""
+        return {f"x-cos-meta-{META_SOURCE}": version, f"x-cos-meta-{META_RULE}": self.rule_id}
+
+
+def plan_targets(record_bucket: str, key: str, settings: Settings) -> list[Target]:
+    """Each output of the upload `key`: the key is the output's prefix + the upload's key (name unchanged), the bucket
+    the output's, DEST_BUCKET's or the source's."""
+    return [Target(i, output, output.bucket or record_bucket, output.prefix + key)
+            for i, output in enumerate(settings.outputs)]
+
+
+def source_folder(record_bucket: str, key: str) -> str:
+    """A fixed-length name for the upload, under which its claims and staged results live (any key fits)."""
+    return hashlib.sha256(f"{record_bucket}/{key}".encode()).hexdigest()
+
+
+def staging_folder(settings: Settings, folder: str) -> str:
+    return f"{settings.dest_prefix}{STAGING_FOLDER}{folder}/"
+
+
+def claim_root(settings: Settings, folder: str) -> str:
+    return f"{settings.dest_prefix}{CLAIMS_FOLDER}{folder}"
+
+
+def version_of(etag: str | None) -> str | None:
+    """A source version's identity: its ETag, without quotes. The ETag names the content, so the same bytes uploaded
+    again (a re-sent PUT, a copy onto itself, a new version id in a versioned bucket) are the same version and need
+    no new result; a version id would make them different."""
+    value = (etag or "").strip().strip('"').lower()
+    return value or None
+
+
+def is_done(meta: Mapping[str, str] | None, target: Target, version: str) -> bool:
+    """Whether a result carrying `meta` was made from `version` of the source by the target's rule."""
+    return meta is not None and meta.get(META_SOURCE) == version and meta.get(META_RULE) == target.rule_id
+
+
+def is_unstamped(meta: Mapping[str, str] | None) -> bool:
+    """A result made before provenance was recorded (or written by other code)."""
+    return meta is None or META_SOURCE not in meta
