@@ -92,8 +92,8 @@ class FakeGateway:
         return ObjectState(stored.last_modified, len(stored.body), stored.etag, meta, date)
 
     def list_prefix(self, bucket: str, prefix: str, region: str, timeout: float | None = None) -> Listed:
-        return Listed({k: s.last_modified for (b, k), s in self.objects.items() if b == bucket and k.startswith(prefix)},
-                      int(self.cos_now()))
+        found = {k: s.last_modified for (b, k), s in self.objects.items() if b == bucket and k.startswith(prefix)}
+        return Listed(found, int(self.cos_now()))
 
     def create_if_absent(self, bucket: str, key: str, region: str, body: bytes, meta: Mapping[str, str],
                          timeout: float | None = None) -> bool:

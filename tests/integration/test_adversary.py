@@ -1,0 +1,215 @@
+"""The adversary suite: every way we know to make the function call CI twice for one source version, or leave a stale
+result. The real function (superres_fn.process_event with a CosGateway: cos-python-sdk-v5 over HTTP) against the
+stand-in, which counts every CI request it served (its request log) and injects latency, errors and late answers per
+operation. Each case checks the CI requests served and the final result's provenance and content.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from superres_fn import CosGateway, Invocation, Report, load_settings, process_event
+from superres_fn.targets import claim_root, source_folder
+
+from superres.cli import main
+from superres.sr import load_engine
+from superres.stack import PROJECT_ROOT as ROOT
+from superres.stack import LocalStack, StackOptions
+from tests.integration.stack_events import cos_event
+
+BUCKET = "photos-1250000000"
+KEY = "uploads/adv.png"
+DEST = "superres/uploads/adv.png"
+
+
+def _png(seed: int, size: tuple[int, int] = (24, 16)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (seed * 40 % 256, 90, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[LocalStack]:
+    options = StackOptions(data_dir=tmp_path / "data", engine=load_engine("bicubic"), trigger=False)
+    with LocalStack(options) as running:
+        yield running
+
+
+def _invocation(stack: LocalStack, **env: str) -> Invocation:
+    environ = {**stack.spec.environment, **stack.function_env(), **env}
+    settings = load_settings(environ)
+    return Invocation(settings=settings, gateway=CosGateway(settings, environ=environ), emit=lambda line: None)
+
+
+def _deliver(stack: LocalStack, event: dict, *, limit_ms: int = 20_000, **env: str) -> Report:
+    return process_event(event, {"request_id": "adv", "time_limit_in_ms": limit_ms}, _invocation(stack, **env))
+
+
+def _upload(stack: LocalStack, body: bytes, key: str = KEY) -> dict:
+    """Upload, and the COS event the trigger would deliver for it."""
+    stack.client().put_object(Bucket=BUCKET, Key=key, Body=body)
+    return cos_event(stack, BUCKET, [key])
+
+
+def _ci_calls(stack: LocalStack) -> int:
+    return stack.standin.count(ci=True)
+
+
+def _result(stack: LocalStack) -> tuple[str | None, tuple[int, int]]:
+    """The published result's stamped source version, and its size in pixels."""
+    head = stack.client().head_object(Bucket=BUCKET, Key=DEST)
+    body = stack.client().get_object(Bucket=BUCKET, Key=DEST)["Body"].get_raw_stream().read()
+    return head.get("x-cos-meta-superres-source"), Image.open(io.BytesIO(body)).size
+
+
+def _etag(stack: LocalStack, key: str = KEY) -> str:
+    return stack.standin.store.head(BUCKET, key).etag.strip('"')
+
+
+def _concurrently(*calls) -> list:  # type: ignore[no-untyped-def]
+    results: list = [None] * len(calls)
+
+    def run(i: int) -> None:
+        results[i] = calls[i]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return results
+
+
+def _outcomes(reports: list[Report]) -> list[str]:
+    return sorted(f"{line['outcome']}:{line['reason']}" for report in reports for line in report.lines)
+
+
+def test_concurrent_deliveries_make_one_ci_call(stack: LocalStack):
+    event = _upload(stack, _png(1))
+    stack.standin.set_injections(["op=ci,latency=1.0"])
+    reports = _concurrently(*[lambda: _deliver(stack, event)] * 4)
+    assert _ci_calls(stack) == 1
+    assert _outcomes(reports) == ["processed:processed"] + ["skipped:already_done"] * 3
+    assert _result(stack) == (_etag(stack), (48, 32))
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_retries_taking_over_a_dead_claim_with_jitter_call_ci_once(stack: LocalStack, round_: int):
+    event = _upload(stack, _png(round_ + 2))
+    settings = _invocation(stack).settings
+    root = claim_root(settings, source_folder(BUCKET, KEY))
+    # a holder that died: its claim, with a 1 s time to live, outlived by the time the retries arrive
+    stack.client().put_object(Bucket=BUCKET, Key=root, Body=b'{"nonce": "dead"}',
+                              Metadata={"x-cos-meta-superres-ttl": "1"})
+    time.sleep(2.2)
+    stack.standin.clear_requests()
+    stack.standin.set_injections(["op=delete,latency=0.01-0.4", "op=put,prefix=superres/.claims/,latency=0.01-0.4",
+                                  "op=head,prefix=superres/.claims/,latency=0-0.2"])
+    reports = _concurrently(*[lambda: _deliver(stack, event)] * 4)
+    assert _ci_calls(stack) == 1, _outcomes(reports)
+    assert _outcomes(reports).count("processed:processed") == 1
+    assert _result(stack)[0] == _etag(stack)
+    assert stack.client().list_objects(Bucket=BUCKET, Prefix="superres/.claims/").get("Contents") is None
+
+
+def test_reupload_during_processing_ends_with_the_newest_content(stack: LocalStack):
+    first = _upload(stack, _png(1, (24, 16)))
+    stack.standin.set_injections(["op=ci,latency=1.5"])
+    holder = threading.Thread(target=lambda: _deliver(stack, first))
+    holder.start()
+    time.sleep(0.5)  # the first delivery's CI call is in flight
+    second = _upload(stack, _png(2, (40, 30)))
+    reports = _concurrently(lambda: _deliver(stack, second), lambda: _deliver(stack, first))
+    holder.join(60)
+    assert _result(stack) == (_etag(stack), (80, 60))  # made from the re-upload
+    assert _ci_calls(stack) <= 2  # at most one per version
+    assert "processed:processed" in _outcomes(reports) or _ci_calls(stack) == 1
+
+
+def test_same_second_reupload_is_processed_again(stack: LocalStack):
+    _deliver(stack, _upload(stack, _png(1, (24, 16))))
+    report = _deliver(stack, _upload(stack, _png(2, (40, 30))))  # well within the second of the first result
+    assert report.lines[0]["outcome"] == "processed" and _ci_calls(stack) == 2
+    assert _result(stack) == (_etag(stack), (80, 60))
+
+
+def test_the_same_bytes_uploaded_again_are_not_billed_again(stack: LocalStack):
+    body = _png(3)
+    _deliver(stack, _upload(stack, body))
+    stack.client().copy_object(Bucket=BUCKET, Key=KEY, CopySource={"Bucket": BUCKET, "Key": KEY,
+                                                                   "Region": "ap-guangzhou"},
+                               CopyStatus="Replaced", Metadata={"x-cos-meta-note": "touched"})
+    for event in (_upload(stack, body), cos_event(stack, BUCKET, [KEY])):
+        assert _deliver(stack, event).lines[0]["reason"] == "already_done"
+    assert _ci_calls(stack) == 1
+
+
+@pytest.mark.parametrize("skew_s", [5.0, -5.0])
+def test_storage_clock_skew_changes_nothing(stack: LocalStack, skew_s: float):
+    stack.standin.set_clock_skew(skew_s)
+    event = _upload(stack, _png(4))
+    reasons = [_deliver(stack, event).lines[0]["reason"] for _ in range(3)]
+    assert reasons == ["processed", "already_done", "already_done"] and _ci_calls(stack) == 1
+    second = _upload(stack, _png(5, (40, 30)))
+    assert _deliver(stack, second).lines[0]["reason"] == "processed" and _ci_calls(stack) == 2
+    assert _result(stack) == (_etag(stack), (80, 60))
+
+
+def test_a_call_that_lands_after_its_timeout_is_never_sent_twice(stack: LocalStack):
+    event = _upload(stack, _png(6))
+    stack.standin.set_injections(["op=ci,late=2,count=1"])
+    env = {"COS_TIMEOUT_S": "1", "CI_LANDING_BOUND_S": "3"}
+    first = _deliver(stack, event, limit_ms=5000, **env)
+    assert first.retry and first.lines[0]["reason"] == "CiOutcomeUnknown"
+    # SCF's retries, a little later each: they wait while the first call may land, then publish what landed
+    lines = []
+    for _ in range(12):
+        report = _deliver(stack, event, limit_ms=5000, **env)
+        lines.append(report.lines[0])
+        if not report.retry:
+            break
+    assert lines[-1]["outcome"] == "processed" and lines[-1]["confirmed_by"] == "staging", lines
+    assert _ci_calls(stack) == 1
+    assert _result(stack)[0] == _etag(stack)
+
+
+def test_backfill_beside_the_trigger_calls_ci_once(stack: LocalStack, tmp_path: Path):
+    event = _upload(stack, _png(7))
+    stack.standin.set_injections(["op=ci,latency=1.0"])
+    trigger = threading.Thread(target=lambda: _deliver(stack, event))
+    trigger.start()
+    time.sleep(0.3)  # the trigger's CI call is in flight
+    result = CliRunner().invoke(main, ["backfill", "--serverless", str(ROOT / "serverless.yml"), "--endpoint",
+                                       stack.standin.endpoint_url, "--rate", "1000", "--no-progress",
+                                       "--prefix", "uploads/", "--checkpoint", str(tmp_path / "cp.json")])
+    trigger.join(60)
+    assert result.exit_code == 0, result.output
+    assert _ci_calls(stack) == 1
+    assert _result(stack)[0] == _etag(stack)
+
+
+def test_replaying_an_old_event_after_a_newer_upload_calls_ci_neither(stack: LocalStack):
+    old = _upload(stack, _png(1, (24, 16)))
+    _deliver(stack, _upload(stack, _png(2, (40, 30))))
+    report = _deliver(stack, old)
+    assert report.lines[0]["reason"] == "outdated" and _ci_calls(stack) == 1
+    assert _result(stack) == (_etag(stack), (80, 60))
+
+
+def test_under_deadline_pressure_every_record_gets_its_line(stack: LocalStack):
+    keys = [f"uploads/p{i}.png" for i in range(3)]
+    for i, key in enumerate(keys):
+        stack.client().put_object(Bucket=BUCKET, Key=key, Body=_png(i))
+    stack.standin.set_injections(["op=ci,latency=30"])  # CI hangs past the invocation's end
+    report = _deliver(stack, cos_event(stack, BUCKET, keys), limit_ms=6000)
+    assert [line["key"] for line in report.lines] == keys and report.retry
+    assert all(line["outcome"] == "failed" for line in report.lines)
+    assert _ci_calls(stack) == 1  # the later records did not start a call they had no time for
+
