@@ -273,6 +273,9 @@ class ScfApiServer:
             event = json.loads(raw)
         except ValueError:
             raise ApiError("InvalidParameterValue.Param", f"{event_field} is not in standard JSON format") from None
+        except RecursionError:
+            raise ApiError("InvalidParameterValue.Param",
+                           f"{event_field} is nested too deeply to be read as JSON") from None
         records = event.get("Records") if isinstance(event, dict) else None
         self.calls.append(ReceivedCall(action, name, invocation_type, size,
                                        len(records) if isinstance(records, list) else 0))

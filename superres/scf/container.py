@@ -94,6 +94,9 @@ class FunctionContainer:
             request = {"event": event, "context": self._context(request_id)}
             started = time.monotonic()
             try:
+                # Any event Python's json reads (default recursion limit: about 990 levels) is written, wrapped in
+                # the request, even from a deep call stack: json's C encoder counts against the recursion limit.
+                sys.setrecursionlimit(max(sys.getrecursionlimit(), 2000))
                 payload = json.dumps(request) + "\n"
             except (TypeError, ValueError, RecursionError) as exc:
                 # Nested past what json can write, say: this invocation fails, the instance lives on.

@@ -37,7 +37,7 @@ def main() -> int:
     for line in sys.stdin:
         started = time.perf_counter()
         try:
-            request = json.loads(line)
+            request = _decode(line)
             event, context = request["event"], request["context"]
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             # An event SCF could not hand to the function (nested past what json can read, say): a failed
@@ -56,6 +56,14 @@ def main() -> int:
         results.write(json.dumps(response, default=str) + "\n")
         results.flush()
     return 0
+
+
+def _decode(line):
+    """The request line. The container (superres/scf/container.py) writes events as deep as Python's json reads
+    with its default limit, wrapped in one more level; json's C decoder counts against the recursion limit, so it is
+    raised here as the container raises it."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 2000))
+    return json.loads(line)
 
 
 def _bootstrap_logging():

@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -261,10 +261,44 @@ _FILE_LOCK = threading.Lock()  # the trigger and the local SCF API may append to
 def invocation_lines(result: InvokeResult, attempt: int) -> list[str]:
     """What every local invocation logs, whatever started it (trigger, sync or async Invoke): the function's
     own lines, then one summary line."""
-    summary = json.dumps({"logger": "superres.scf", "request_id": result.request_id, "attempt": attempt,
+    summary = _json_line({"logger": "superres.scf", "request_id": result.request_id, "attempt": attempt,
                           "ok": result.ok, "error": result.error, "duration_ms": round(result.duration_ms, 1),
                           "memory_bytes": result.memory_bytes})
-    return [*result.logs, summary]
+    return [*_json_lines(result.logs, result.request_id), summary]
+
+
+def _json_lines(logs: Sequence[str], request_id: str) -> list[str]:
+    """The function's output as JSON lines only: its own JSON lines as they are; any other text (a traceback the
+    runtime printed, a print()) grouped, run by run, into one {"logger": "superres.scf.output", "text": ...} line."""
+    lines: list[str] = []
+    text: list[str] = []
+
+    def flush() -> None:
+        if text:
+            lines.append(_json_line({"logger": "superres.scf.output", "request_id": request_id,
+                                     "text": "\n".join(text)}))
+            text.clear()
+
+    for line in logs:
+        stripped = line.strip()
+        if stripped.startswith("{") and stripped.endswith("}"):
+            try:
+                is_object = isinstance(json.loads(stripped), dict)
+            except (ValueError, RecursionError):
+                is_object = False
+            if is_object:
+                flush()
+                lines.append(stripped)
+                continue
+        if stripped:
+            text.append(line)
+    flush()
+    return lines
+
+
+def _json_line(value: dict[str, object]) -> str:
+    """One compact JSON line, as the function's own (orjson) lines are written."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def write_function_log(lines: list[str], path: Path | None, on_log: Callable[[str], None] | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from superres.scf.container import ContainerOptions, FunctionContainer
 from superres.scf.serverless import load_function_spec
-from superres.scf.trigger import TriggerDispatcher, build_cos_event
+from superres.scf.trigger import TriggerDispatcher, build_cos_event, invocation_lines
 from superres.standin.events import ObjectCreated
 from tests.conftest import ROOT, load_event
 
@@ -188,3 +189,32 @@ def test_runtime_sets_logging_up_as_the_scf_bootstrap_does(tmp_path: Path):
     assert result.ok, result.error
     assert result.return_value == {"level": 10, "handlers": ["StreamHandler"], "stream": "<stdout>"}
     assert "a library debug line" in result.logs  # what SCF's log would show
+
+
+def test_an_event_as_deep_as_json_can_write_reaches_the_function(tmp_path: Path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "index.py").write_text(
+        "def main_handler(event, context):\n"
+        "    depth, value = 0, event['Records']\n"
+        "    while isinstance(value, list):\n"
+        "        depth, value = depth + 1, value[0]\n"
+        "    print('{\"logger\": \"superres\", \"depth\": %d}' % depth)\n"
+        "    raise RuntimeError('and a traceback')\n")
+    deep: object = {"mode": "ok"}
+    for _ in range(990):
+        deep = [deep]
+    spec = replace(load_function_spec(ROOT / "serverless.yml", environ={}), src=code, timeout_s=10)
+    results = []
+    with FunctionContainer(spec) as container:
+        # from a thread of its own, as the trigger delivers: the caller's stack is shallow enough to write the event
+        caller = threading.Thread(target=lambda: results.append(container.invoke({"Records": deep})))
+        caller.start()
+        caller.join(30)
+    (result,) = results
+    assert result.error["errorType"] == "RuntimeError"  # the function ran; RecursionError would mean it did not
+    assert result.log_records[0]["depth"] == 990
+    # what DATA/function-log.jsonl gets: only JSON objects, the traceback in a field of one of them
+    lines = [json.loads(line) for line in invocation_lines(result, 0)]
+    assert [line["logger"] for line in lines] == ["superres", "superres.scf.output", "superres.scf"]
+    assert "RuntimeError: and a traceback" in lines[1]["text"]
