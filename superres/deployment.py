@@ -21,7 +21,7 @@ from .scf.serverless import CosTrigger, FunctionSpec, ServerlessConfigError, loa
 # The function's own settings (handler/superres_fn/config.py); anything else in serverless.yml is a typo.
 FUNCTION_VARIABLES = frozenset(
     {"DEST_PREFIX", "MAGNIFY", "DEST_BUCKET", "ACCEPTED_SUFFIXES", "MAX_INPUT_BYTES", "SKIP_EXISTING", "CLAIM_WORK",
-     "COS_TIMEOUT_S", "OUTPUTS"}
+     "COS_TIMEOUT_S", "OUTPUTS", "CI_LANDING_BOUND_S"}
 )
 # SCF refuses user variables with these prefixes, and caps all variables together at 4 KB.
 RESERVED_PREFIXES = ("SCF_", "QCLOUD_", "TENCENTCLOUD_")
@@ -74,45 +74,46 @@ def self_trigger_problems(deployment: Deployment) -> list[str]:
 
 
 def cam_policy(deployment: Deployment) -> dict[str, object]:
-    """The execution role's policy: CI reads the upload and writes the result, the function HEADs the result.
+    """The execution role's policy: what the function's record run (handler/superres_fn/record.py) and CI do.
 
-    - cos:GetObject on the trigger prefix: CI fetches the source on the role's behalf (doc 1045/73041 lists
-      cos:GetObject + cos:PutObject for in-cloud processing). The function itself never HEADs or GETs it.
-    - cos:HeadObject + cos:PutObject on DEST_PREFIX: the function HEADs the result to skip finished work
-      (SKIP_EXISTING); CI writes the result there.
+    - cos:GetObject + cos:HeadObject on the trigger prefix: CI fetches the source on the role's behalf (doc
+      1045/73041 lists cos:GetObject + cos:PutObject for in-cloud processing); the function HEADs it for its version
+      (an event whose version is no longer the source's calls CI neither).
+    - cos:HeadObject + cos:PutObject on DEST_PREFIX: the function HEADs results for their provenance and creates
+      claims; CI writes staged results; the publishing copy writes the result.
     - the CI super-resolution action, on the bucket in the resource form CAM documents for CI
       (`qcs::ci:<region>:uid/<appid>:bucket/<bucket>/*`, doc 460/41741); both action names, see CI_ACTIONS.
-    - cos:DeleteObject on DEST_PREFIX.claims/ only (CLAIM_WORK, the default): the function releases its claim on a
-      record's work there (the claim's PUT and HEAD are covered by the statement above).
-    - cos:GetObject + cos:DeleteObject on DEST_PREFIX.staging/ only, when an output of OUTPUTS has a format: CI
-      reads the staged PNG to convert it, the function deletes it afterwards.
+    - cos:GetObject + cos:DeleteObject on DEST_PREFIX.staging/: the publishing copy reads the staged result (as CI
+      does to convert a format), the function deletes it afterwards.
+    - cos:GetBucket, limited by the `cos:prefix` condition to DEST_PREFIX.staging/: the function lists the upload's
+      staging folder to publish what an earlier try left there instead of calling CI again.
+    - cos:DeleteObject on DEST_PREFIX.claims/ only (CLAIM_WORK, the default): the function releases its claims.
     """
     statements: list[dict[str, object]] = []
     for trigger in deployment.spec.triggers:
         appid = trigger.bucket.rsplit("-", 1)[1]
         source = f"{trigger.bucket}/{trigger.prefix}*"
         prefix = deployment.settings.dest_prefix
+        buckets = deployment.output_buckets(trigger)
 
         def cos(bucket: str, path: str, region: str = trigger.region) -> str:
             return f"qcs::cos:{region}:uid/{bucket.rsplit('-', 1)[1]}:{bucket}/{path}*"
 
         statements += [
-            {"effect": "allow", "action": ["cos:GetObject"],
+            {"effect": "allow", "action": ["cos:GetObject", "cos:HeadObject"],
              "resource": [f"qcs::cos:{trigger.region}:uid/{appid}:{source}"]},
             {"effect": "allow", "action": ["cos:HeadObject", "cos:PutObject"],
-             "resource": [cos(bucket, prefix) for bucket in deployment.output_buckets(trigger)]},
+             "resource": [cos(bucket, prefix) for bucket in buckets]},
             {"effect": "allow", "action": list(CI_ACTIONS),
              "resource": [f"qcs::ci:{trigger.region}:uid/{appid}:bucket/{trigger.bucket}/*"]},
+            {"effect": "allow", "action": ["cos:GetObject", "cos:DeleteObject"],
+             "resource": [cos(bucket, prefix + STAGING_FOLDER) for bucket in buckets]},
+            {"effect": "allow", "action": ["cos:GetBucket"], "resource": [cos(bucket, "") for bucket in buckets],
+             "condition": {"string_like": {"cos:prefix": f"{prefix}{STAGING_FOLDER}*"}}},
         ]
         if deployment.settings.claim_work:
             statements.append({"effect": "allow", "action": ["cos:DeleteObject"],
                                "resource": [cos(deployment.dest_bucket(trigger), prefix + CLAIMS_FOLDER)]})
-        formatted = deployment.output_buckets(trigger, formatted=True)
-        staging = [cos(bucket, prefix + STAGING_FOLDER) for bucket in formatted]
-        if staging:
-            # CI reads the staged PNG to convert it; the function deletes it afterwards.
-            statements.append({"effect": "allow", "action": ["cos:GetObject", "cos:DeleteObject"],
-                               "resource": staging})
     return {"version": "2.0", "statement": _merge_duplicates(statements)}
 
 

@@ -20,9 +20,10 @@ from ..scf.serverless import ServerlessConfigError, load_function_spec
 @click.option("--check", "check_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Instead of printing, exit 1 if this policy file (e.g. cam-policy.json) differs.")
 def cam_policy_cmd(serverless: Path, check_file: Path | None) -> None:
-    """Print the CAM policy for the function's execution role: cos:GetObject on the trigger prefix (CI reads
-    the upload), cos:HeadObject + cos:PutObject on DEST_PREFIX, and the CI super-resolution action on the bucket.
-    Also refuses a deployment whose trigger prefix overlaps DEST_PREFIX (the function would trigger itself)."""
+    """Print the CAM policy for the function's execution role: cos:GetObject + cos:HeadObject on the trigger
+    prefix (CI reads the upload, the function checks its version), cos:HeadObject + cos:PutObject on DEST_PREFIX,
+    the CI super-resolution action on the bucket, read/delete/list on DEST_PREFIX.staging/ (published results are
+    copied from there) and delete on DEST_PREFIX.claims/ (claims, CLAIM_WORK). Also refuses a deployment whose trigger prefix overlaps DEST_PREFIX (the function would trigger itself)."""
     try:
         spec = load_function_spec(serverless)
         deployment = Deployment.from_spec(spec)
