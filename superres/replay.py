@@ -316,13 +316,19 @@ def _seed_event(target: LocalTarget, event: dict, ready: set[tuple[str, str]], *
             seeded.append(f"{key} for {record.key} (outside the trigger, which a seed at {record.key} would fire)")
         else:
             seeded.append(key)
-        _put_seed(client, record.bucket, key)
+        etag = _put_seed(client, record.bucket, key)
+        # The sample's ETag names content that never existed here; the function takes an event whose version is
+        # not the source's as outdated, so the record is aimed at the seed's version.
+        meta = raw["cos"]["cosObject"].setdefault("meta", {})
+        if isinstance(meta, dict) and etag:
+            meta["ETag"] = etag
     return out, seeded
 
 
-def _put_seed(client: CosS3Client, bucket: str, key: str) -> None:
+def _put_seed(client: CosS3Client, bucket: str, key: str) -> str | None:
+    """Upload the seed; its ETag."""
     body, content_type = seed_body(key)
-    client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    return client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type).get("ETag")
 
 
 def _results_written(logs: Sequence[str]) -> dict[tuple[str, str], tuple[str, str]]:

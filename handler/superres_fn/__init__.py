@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .config import Endpoint, Settings, load_settings, parse_endpoint
 from .errors import (
+    CiMayStillLand,
     CiOutcomeUnknown,
     ConfigError,
     CosCallError,
@@ -26,6 +27,7 @@ from .targets import Target, is_done, plan_targets, version_of
 
 __all__ = [
     "Attempts",
+    "CiMayStillLand",
     "CiOutcomeUnknown",
     "ConfigError",
     "CosCallError",

@@ -107,10 +107,20 @@ class DeadlineError(SuperresError):
     retry_now = False
 
 
+class CiMayStillLand(SuperresError):
+    """An earlier CI call for this source version failed without an answer and may still write its result: no new
+    call until CI_LANDING_BOUND_S has passed since; SCF's retry looks again."""
+
+    code = "CiMayStillLand"
+    retryable = True
+    retry_now = False
+
+
 class CiOutcomeUnknown(SuperresError):
     """A CI call failed in a way that leaves it unknown whether CI did the work (a timeout, a reset after sending, a
     5xx, an unreadable 2xx): its result may still land. No second call is made for the source version until the
-    first can no longer land: the claim is kept until it expires, and SCF's retry publishes what landed."""
+    first can no longer land (an in-flight marker in the staging folder says since when); SCF's retry publishes
+    what landed."""
 
     code = "CiOutcomeUnknown"
     retryable = True

@@ -11,19 +11,27 @@ The order of a run that calls CI (CLAIM_WORK and SKIP_EXISTING on, the defaults)
    converted to a format;
 6. publish: a server-side copy from staging to the target's key that stamps the source version and the rule;
 7. delete the staged objects, release the claim.
-After an ambiguous CI failure the claim is kept (it expires when nothing sent can land any more) and the record ends
-retryable: SCF's retry finds the result in staging, or calls CI once the first call can no longer land.
+After an ambiguous CI failure an in-flight marker goes into the staging folder and the record ends retryable: SCF's
+retry publishes what landed in staging, and calls CI only once the first call can no longer land (the marker is
+older than CI_LANDING_BOUND_S by COS's clock).
 """
 
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from . import claims
-from .errors import CiOutcomeUnknown, CosCallError, DeadlineError, SuperresError, WorkInProgressError
+from .errors import (
+    CiMayStillLand,
+    CiOutcomeUnknown,
+    CosCallError,
+    DeadlineError,
+    SuperresError,
+    WorkInProgressError,
+)
 from .events import CosRecord
 from .gateway import ObjectState
 from .plan import ALREADY_DONE, decide, pic_operations_for
@@ -33,6 +41,7 @@ from .targets import (
     CONTENT_TYPES,
     Target,
     claim_root,
+    in_flight_key,
     is_done,
     is_unstamped,
     plan_targets,
@@ -66,6 +75,7 @@ class RecordRun:
         self.attempts = Attempts()  # CI calls made for this record (each one may be billed)
         self.folder = source_folder(record.bucket, record.key)
         self._keep_claim = False
+        self._in_flight = ("", "")  # (bucket, key) of the marker of a CI call that may still land
 
     def run(self, *, duplicate: bool) -> dict[str, object]:
         decision = decide(self.record, self.settings, duplicate=duplicate)
@@ -99,7 +109,7 @@ class RecordRun:
         stored every result for this very version meanwhile."""
         version = version_of(self.record.etag)
         body = json.dumps({"source": f"{self.record.bucket}/{self.record.key}", "version": version,
-                           "request_id": self.line.get("request_id"), "nonce": uuid.uuid4().hex}).encode()
+                           "request_id": self.line.get("request_id"), "nonce": os.urandom(8).hex()}).encode()
         ops = self._claim_ops(targets[0].bucket)
         root = claim_root(self.settings, self.folder)
         meta = claims.claim_meta(self.claim_ttl_s, version)
@@ -167,6 +177,11 @@ class RecordRun:
         final = {t: t.staged(settings, self.folder, version) for t in pending}
         from_staging = {t for t in pending if (t.bucket, final[t]) in staged}
         to_resolve = [t for t in pending if t not in from_staging and (t.bucket, png[t]) not in staged]
+        self._in_flight = (pending[0].bucket, in_flight_key(settings, self.folder, version))
+        if any(t not in from_staging for t in pending):
+            staged = self._await_landing(pending, staged)
+            from_staging = {t for t in pending if (t.bucket, final[t]) in staged}
+            to_resolve = [t for t in pending if t not in from_staging and (t.bucket, png[t]) not in staged]
         results: dict[Target, dict[str, object]] = {}
         original = None
         stamp_version = version
@@ -187,7 +202,8 @@ class RecordRun:
                 self._left()))
             results[t] = {**results.get(t, {}), "key": t.key, "etag": etag or results.get(t, {}).get("etag"),
                           "location": f"{t.bucket}.cos.{record.region}.myqcloud.com/{t.key}"}
-        self._clean_staging(staged, {(t.bucket, k) for t in pending for k in (png[t], final[t])})
+        marker = {self._in_flight} & staged.keys()  # a call that could have landed no longer can
+        self._clean_staging(set(staged), {(t.bucket, k) for t in pending for k in (png[t], final[t])} | marker)
         first = targets[0]
         outcome: dict[str, object] = {
             "outcome": "processed", "reason": "processed", "source_version": stamp_version,
@@ -223,7 +239,7 @@ class RecordRun:
                 return parse_upload_result(data)
             except CosCallError as exc:
                 if exc.ambiguous:
-                    self._keep_claim = True
+                    self._mark_in_flight()
                     raise CiOutcomeUnknown(exc) from None
                 raise
 
@@ -235,15 +251,44 @@ class RecordRun:
         gateway, region = self.invocation.gateway, self.record.region
         return {t: self._retrying(lambda t=t: gateway.head(t.bucket, t.key, region, self._left())) for t in targets}
 
-    def _staged(self, pending: list[Target]) -> set[tuple[str, str]]:
-        """(bucket, key) of every object in the upload's staging folder, in each bucket the pending targets use."""
+    def _staged(self, pending: list[Target]) -> dict[tuple[str, str], int | None]:
+        """(bucket, key) -> age in seconds (COS's clock) of every object in the upload's staging folder, in each
+        bucket the pending targets use."""
         gateway, region = self.invocation.gateway, self.record.region
         prefix = staging_folder(self.settings, self.folder)
-        found: set[tuple[str, str]] = set()
+        found: dict[tuple[str, str], int | None] = {}
         for bucket in dict.fromkeys(t.bucket for t in pending):
             listed = self._retrying(lambda b=bucket: gateway.list_prefix(b, prefix, region, self._left()))
-            found.update((bucket, key) for key in listed.keys)
+            found.update(((bucket, key), None if listed.date is None or modified is None else listed.date - modified)
+                         for key, modified in listed.keys.items())
         return found
+
+    def _await_landing(self, pending: list[Target], staged: dict[tuple[str, str], int | None]
+                       ) -> dict[tuple[str, str], int | None]:
+        """While an earlier CI call for this version may still land (its in-flight marker is younger than
+        CI_LANDING_BOUND_S by COS's clock), no new call: wait for the bound to pass if this invocation has the time,
+        else leave the record to SCF's retry. What the staging folder holds then."""
+        bound = self.settings.ci_landing_bound_s
+        while self._in_flight in staged:
+            age = staged[self._in_flight]
+            wait = bound + 1 - (age if age is not None else 0)
+            if wait <= 0:
+                return staged  # it can no longer land: what landed is in the listing
+            if self.invocation.clock() + wait + self.invocation.policy.min_ci_attempt_s > self.deadline:
+                raise CiMayStillLand(f"an earlier CI call for this version failed without an answer {age} s ago and "
+                                     f"may land for {wait:.0f} s more (CI_LANDING_BOUND_S); SCF's retry looks again")
+            self.invocation.sleep(wait)
+            staged = self._staged(pending)
+        return staged
+
+    def _mark_in_flight(self) -> None:
+        """Record that a CI call may still land (an object in the staging folder, which every later try lists); if
+        that fails, keep the claim instead: it expires only when nothing sent can land any more."""
+        bucket, key = self._in_flight
+        try:
+            self.invocation.gateway.create_if_absent(bucket, key, self.record.region, b"{}", {}, self._left())
+        except SuperresError:
+            self._keep_claim = True
 
     def _clean_staging(self, listed: set[tuple[str, str]], ours: set[tuple[str, str]]) -> None:
         """Delete this run's staged objects; with claims (no one else works on the upload) also what older versions

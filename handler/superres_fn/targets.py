@@ -96,6 +96,12 @@ def staging_folder(settings: Settings, folder: str) -> str:
     return f"{settings.dest_prefix}{STAGING_FOLDER}{folder}/"
 
 
+def in_flight_key(settings: Settings, folder: str, version: str) -> str:
+    """The marker of a CI call for `version` that failed without an answer and may still land."""
+    digest = hashlib.sha256(version.encode()).hexdigest()[:32]
+    return f"{staging_folder(settings, folder)}{digest}.inflight"
+
+
 def claim_root(settings: Settings, folder: str) -> str:
     return f"{settings.dest_prefix}{CLAIMS_FOLDER}{folder}"
 

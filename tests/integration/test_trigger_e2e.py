@@ -71,9 +71,11 @@ def test_upload_under_destination_prefix_inside_trigger_prefix_is_skipped(tmp_pa
         stack.client().put_object(Bucket=BUCKET, Key="uploads/b.png", Body=_png())
         assert stack.trigger.wait_idle(120)
         outcomes = [(line["key"], line["reason"]) for line in _lines(stack) if line.get("logger") == "superres"]
-    # The claim object (CLAIM_WORK) lands under the destination prefix too, and is stopped by the same guard.
-    claims = [item for item in outcomes if item[0].startswith("uploads/superres/.claims/")]
-    assert [reason for _, reason in claims] == ["under_destination_prefix"]
+    # The claim object (CLAIM_WORK) and the staged result land under the destination prefix too, and are stopped by
+    # the same guard.
+    claims = [item for item in outcomes if item[0].startswith(("uploads/superres/.claims/",
+                                                               "uploads/superres/.staging/"))]
+    assert [reason for _, reason in claims] == ["under_destination_prefix"] * 2
     assert [item for item in outcomes if item not in claims] == [
         ("uploads/b.png", "processed"), ("uploads/superres/uploads/b.png", "under_destination_prefix")]
 

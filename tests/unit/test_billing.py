@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from superres_fn import (
+    CiMayStillLand,
     CiOutcomeUnknown,
     CosCallError,
     RecordsFailedError,
@@ -108,32 +109,58 @@ def test_a_source_deleted_before_processing_is_skipped():
 
 @pytest.mark.parametrize("error", [_ambiguous(), _ambiguous("InternalError", 500),
                                    _ambiguous("MalformedResponse", 200)])
-def test_ambiguous_failure_keeps_the_claim_and_the_retry_publishes_what_landed(error: CosCallError):
+def test_after_an_ambiguous_failure_the_retry_publishes_what_landed_without_a_call(error: CosCallError):
     invocation, lines, gateway, clock = make_invocation()
     gateway.landed_failures[SOURCE] = [error]  # CI wrote the result, the answer was lost
     with pytest.raises(RecordsFailedError):
         handle_event(load_event("put_single.json"), CONTEXT, invocation)
     assert lines[0]["error"]["code"] == CiOutcomeUnknown.code and lines[0]["attempts"] == 1
-    assert gateway.has(BUCKET, _root()) and not gateway.has(*DEST)  # claim kept; nothing published
-    clock.now += 30 + SETTINGS.ci_landing_bound_s + 5  # SCF's retry, once the claim has expired
+    assert not gateway.has(*DEST) and gateway.keys("superres/.claims/") == []  # nothing published; claim released
+    assert [k for _, k in gateway.keys("superres/.staging/") if k.endswith(".inflight")]  # the in-flight marker
+    clock.now += 60  # SCF's retry, a minute later
     handle_event(load_event("put_single.json"), CONTEXT, invocation)
     assert lines[1]["outcome"] == "processed" and lines[1]["confirmed_by"] == "staging"
     assert len(gateway.calls) == 1 and gateway.keys("superres/.staging/") == []
-    assert gateway.keys("superres/.claims/") == []  # the dead claim and the taker's are both released
+    assert gateway.objects[DEST].meta["x-cos-meta-superres-source"] == EVENT_VERSION
 
 
-def test_ambiguous_failure_that_never_landed_is_called_again_only_after_the_claim_expired():
+def test_an_ambiguous_failure_that_never_landed_is_called_again_only_once_it_cannot_land():
     invocation, lines, gateway, clock = make_invocation()
     gateway.failures[SOURCE] = [_ambiguous()]
     with pytest.raises(RecordsFailedError):
         handle_event(load_event("put_single.json"), CONTEXT, invocation)
-    clock.now += 30  # SCF's first retry: the first call may still land
+    clock.now += 30  # SCF's first retry: the first call may still land for 30 s more, more than this one has
     with pytest.raises(RecordsFailedError):
         handle_event(load_event("put_single.json"), CONTEXT, invocation)
-    assert lines[1]["error"]["code"] == WorkInProgressError.code and len(gateway.calls) == 1
-    clock.now += SETTINGS.ci_landing_bound_s + 5
+    assert lines[1]["error"]["code"] == CiMayStillLand.code and len(gateway.calls) == 1
+    clock.now += SETTINGS.ci_landing_bound_s
     handle_event(load_event("put_single.json"), CONTEXT, invocation)
     assert lines[2]["outcome"] == "processed" and len(gateway.calls) == 2
+    assert gateway.keys("superres/.staging/") == []
+
+
+def test_a_retry_with_time_to_spare_waits_out_the_landing_bound_itself():
+    invocation, lines, gateway, clock = make_invocation(SETTINGS.with_overrides(ci_landing_bound_s=5.0))
+    gateway.failures[SOURCE] = [_ambiguous()]
+    with pytest.raises(RecordsFailedError):
+        handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    started = clock.now
+    handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    assert lines[1]["outcome"] == "processed" and len(gateway.calls) == 2
+    assert clock.now - started >= 5  # it waited until the first call could no longer land
+
+
+def test_a_claim_holder_that_dies_mid_call_blocks_new_calls_until_its_call_cannot_land():
+    invocation, lines, gateway, clock = make_invocation()
+    ttl = 29 + SETTINGS.ci_landing_bound_s + 2  # what a holder with a 30 s limit writes
+    gateway.put(BUCKET, _root(), b'{"nonce": "dead"}', {"x-cos-meta-superres-ttl": str(int(ttl) + 1)},
+                last_modified=int(gateway.cos_now()) - 40)  # died 40 s ago, its call possibly in flight
+    with pytest.raises(RecordsFailedError):
+        handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    assert lines[0]["error"]["code"] == WorkInProgressError.code and gateway.calls == []
+    clock.now += 60
+    handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    assert lines[1]["outcome"] == "processed" and len(gateway.calls) == 1
 
 
 def test_unambiguous_transient_failure_is_retried_at_once():

@@ -156,13 +156,20 @@ def test_cam_policy_is_least_privilege_on_the_right_resources(deployment: Deploy
     appid = trigger.bucket.rsplit("-", 1)[1]
     grants = {tuple(s["action"]): s["resource"] for s in policy["statement"]}
     assert all(s["effect"] == "allow" for s in policy["statement"])
+    base = f"qcs::cos:{trigger.region}:uid/{appid}:{trigger.bucket}/"
     assert grants == {
-        ("cos:GetObject",): [f"qcs::cos:{trigger.region}:uid/{appid}:{trigger.bucket}/uploads/*"],
-        ("cos:HeadObject", "cos:PutObject"): [f"qcs::cos:{trigger.region}:uid/{appid}:{trigger.bucket}/superres/*"],
+        # CI reads the upload; the function HEADs it for its version
+        ("cos:GetObject", "cos:HeadObject"): [base + "uploads/*"],
+        ("cos:HeadObject", "cos:PutObject"): [base + "superres/*"],
         CI_ACTIONS: [f"qcs::ci:{trigger.region}:uid/{appid}:bucket/{trigger.bucket}/*"],
+        # results are published by a copy from staging, which is then deleted; listed only there
+        ("cos:GetObject", "cos:DeleteObject"): [base + "superres/.staging/*"],
+        ("cos:GetBucket",): [base + "*"],
         # CLAIM_WORK: the claim is released (deleted) under DEST_PREFIX.claims/, nowhere else
-        ("cos:DeleteObject",): [f"qcs::cos:{trigger.region}:uid/{appid}:{trigger.bucket}/superres/.claims/*"],
+        ("cos:DeleteObject",): [base + "superres/.claims/*"],
     }
+    (listing,) = [s for s in policy["statement"] if s["action"] == ["cos:GetBucket"]]
+    assert listing["condition"] == {"string_like": {"cos:prefix": "superres/.staging/*"}}
     every_action = [a for s in policy["statement"] for a in s["action"]]
     assert not any(a.endswith("*") for a in every_action)
 
@@ -176,7 +183,7 @@ def test_cam_policy_follows_dest_bucket(tmp_path: Path) -> None:
     assert resources == ["qcs::cos:ap-guangzhou:uid/1250000000:results-1250000000/superres/*"]
 
 
-def test_cam_policy_grants_staging_only_when_an_output_has_a_format(tmp_path: Path) -> None:
+def test_cam_policy_grants_staging_with_or_without_formats(tmp_path: Path) -> None:
     def policy(outputs: str) -> dict:
         text = (ROOT / "serverless.yml").read_text(encoding="utf-8").replace(
             "      DEST_PREFIX:", f"      OUTPUTS: {outputs}\n      DEST_PREFIX:", 1)
@@ -188,8 +195,8 @@ def test_cam_policy_grants_staging_only_when_an_output_has_a_format(tmp_path: Pa
     staging = "qcs::cos:ap-guangzhou:uid/1250000000:photos-1250000000/superres/.staging/*"
     with_format = {tuple(s["action"]): s["resource"] for s in policy("x2/:2,x4/:4:webp:80")["statement"]}
     assert with_format[("cos:GetObject", "cos:DeleteObject")] == [staging]
-    without = [r for s in policy("x2/:2,x4/:4")["statement"] for r in s["resource"]]
-    assert staging not in without
+    without = {tuple(s["action"]): s["resource"] for s in policy("x2/:2,x4/:4")["statement"]}
+    assert without[("cos:GetObject", "cos:DeleteObject")] == [staging]  # every result is published from staging
 
 
 def test_cam_policy_follows_each_output_bucket(tmp_path: Path) -> None:
@@ -201,5 +208,6 @@ def test_cam_policy_follows_each_output_bucket(tmp_path: Path) -> None:
     base = "qcs::cos:ap-guangzhou:uid/1250000000:"
     assert grants[("cos:HeadObject", "cos:PutObject")] == [base + "photos-1250000000/superres/*",
                                                           base + "results-1250000000/superres/*"]
-    assert grants[("cos:GetObject", "cos:DeleteObject")] == [base + "results-1250000000/superres/.staging/*"]
+    assert grants[("cos:GetObject", "cos:DeleteObject")] == [base + "photos-1250000000/superres/.staging/*",
+                                                            base + "results-1250000000/superres/.staging/*"]
     assert grants[("cos:DeleteObject",)] == [base + "photos-1250000000/superres/.claims/*"]

@@ -99,7 +99,7 @@ def test_after_a_partial_landing_the_retry_calls_only_for_what_did_not_land():
     gateway.image_process = half_lands  # type: ignore[method-assign]
     with pytest.raises(RecordsFailedError):
         handle_event(load_event("put_single.json"), CONTEXT, invocation)
-    clock.now += 30 + settings.ci_landing_bound_s + 5  # SCF's retry after the kept claim expired
+    clock.now += settings.ci_landing_bound_s + 5  # SCF's retry, once the first call can no longer land
     handle_event(load_event("put_single.json"), CONTEXT, invocation)
     assert [len(_rules(call)) for call in gateway.calls] == [2, 1]
     assert _rules(gateway.calls[1]) == [("/" + _staged(settings, X4), "ci-process=AISuperResolution&magnify=4")]
