@@ -227,12 +227,14 @@ class RecordRun:
         connection); an ambiguous failure ends the record (CiOutcomeUnknown) and keeps the claim."""
         operations = pic_operations_for(rules, record_bucket=bucket, is_pic_info=is_pic_info)
 
+        # A call gets COS_TIMEOUT_S at most, so it never needs more than that.
+        needs = min(self.invocation.policy.min_ci_attempt_s, self.settings.cos_timeout_s)
+
         def attempt() -> UploadResult:
             left = self.deadline - self.invocation.clock()
-            if left < self.invocation.policy.min_ci_attempt_s:
-                raise DeadlineError(f"{max(left, 0.0):.1f} s left, under the "
-                                    f"{self.invocation.policy.min_ci_attempt_s:g} s a CI call needs; leaving this "
-                                    "record to SCF's retry")
+            if left < needs:
+                raise DeadlineError(f"{max(left, 0.0):.1f} s left, under the {needs:g} s a CI call needs; leaving "
+                                    "this record to SCF's retry")
             self.attempts.count += 1
             try:
                 data = self.invocation.gateway.image_process(bucket, key, self.record.region, operations, left)
@@ -274,7 +276,8 @@ class RecordRun:
             wait = bound + 1 - (age if age is not None else 0)
             if wait <= 0:
                 return staged  # it can no longer land: what landed is in the listing
-            if self.invocation.clock() + wait + self.invocation.policy.min_ci_attempt_s > self.deadline:
+            needs = min(self.invocation.policy.min_ci_attempt_s, self.settings.cos_timeout_s)
+            if self.invocation.clock() + wait + needs > self.deadline:
                 raise CiMayStillLand(f"an earlier CI call for this version failed without an answer {age} s ago and "
                                      f"may land for {wait:.0f} s more (CI_LANDING_BOUND_S); SCF's retry looks again")
             self.invocation.sleep(wait)

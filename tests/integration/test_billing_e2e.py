@@ -89,21 +89,26 @@ def test_reupload_with_new_content_is_processed_again_and_replaces_the_result(st
     assert _ci_calls(stack) == 2
 
 
-def test_timeout_after_ci_did_the_work_is_confirmed_by_head_with_one_call(stack: LocalStack):
+def test_timeout_after_ci_did_the_work_is_published_by_the_retry_with_one_call(stack: LocalStack):
     stack.client().put_object(Bucket=BUCKET, Key="uploads/slow.png", Body=_png(3))
     # CI answers after 1 s; the function gives up after 0.5 s (the issue's reproduction)
     stack.standin.set_faults(FaultPlan(1.0, kinds=("delay",), delay_s=1.0, targets=("ci",)))
     with _container(stack, COS_TIMEOUT_S="0.5") as container:
-        result = container.invoke(_event(stack, ["uploads/slow.png"]))
-    assert result.ok, result.error
-    (line,) = _lines(result)
-    assert line["outcome"] == "processed" and line["confirmed_by"] == "head" and line["attempts"] == 1
-    assert line["result"]["key"] == "superres/uploads/slow.png" and line["result"]["size"] > 0
+        first = container.invoke(_event(stack, ["uploads/slow.png"]))
+        assert not first.ok  # retryable: SCF delivers the event again
+        assert [line["reason"] for line in _lines(first)] == ["CiOutcomeUnknown"]
+        assert stack.standin.faults.wait_idle(30)  # the late answer has been written
+        retry = container.invoke(_event(stack, ["uploads/slow.png"]))
+    assert retry.ok, retry.error
+    (line,) = _lines(retry)
+    assert line["outcome"] == "processed" and line["confirmed_by"] == "staging" and line["attempts"] == 0
+    assert line["result"]["key"] == "superres/uploads/slow.png"
     assert _ci_calls(stack) == 1
 
 
 @pytest.mark.parametrize(("env", "code"), [
-    ({"TENCENTCLOUD_SECRETKEY": "wrong-key"}, "SignatureDoesNotMatch"),
+    # refused at the first request, the source's HEAD: a HEAD error has no body, so its status names it
+    ({"TENCENTCLOUD_SECRETKEY": "wrong-key"}, "HTTP403"),
 ])
 def test_permanent_errors_cost_one_attempt_and_do_not_raise(stack: LocalStack, env: dict, code: str):
     stack.client().put_object(Bucket=BUCKET, Key="uploads/p.png", Body=_png(4))
@@ -111,7 +116,7 @@ def test_permanent_errors_cost_one_attempt_and_do_not_raise(stack: LocalStack, e
         result = container.invoke(_event(stack, ["uploads/p.png"]))
     assert result.ok, result.error  # logged, not raised: SCF does not retry and re-bill
     (line,) = _lines(result)
-    assert line["outcome"] == "failed" and line["attempts"] == 1 and line["error"]["code"] == code
+    assert line["outcome"] == "failed" and line["attempts"] == 0 and line["error"]["code"] == code
     assert line["error"]["retryable"] is False and line["error"]["cos_request_id"]
 
 
@@ -158,7 +163,9 @@ def test_every_stdout_write_of_a_three_record_invocation_is_one_json_object(stac
     keys = [f"uploads/log{i}.png" for i in range(3)]
     for i, key in enumerate(keys):
         stack.client().put_object(Bucket=BUCKET, Key=key, Body=_png(i))
-    stack.client().put_object(Bucket=BUCKET, Key="superres/uploads/log1.png", Body=b"x")  # a skip, a HEAD 200
+    source = stack.standin.store.head(BUCKET, "uploads/log1.png").etag.strip('"')
+    stack.client().put_object(Bucket=BUCKET, Key="superres/uploads/log1.png", Body=b"x",  # a skip, a HEAD 200
+                              Metadata={"x-cos-meta-superres-source": source, "x-cos-meta-superres-rule": "x2"})
     with _container(stack) as container:
         result = container.invoke(_event(stack, keys))
     assert result.ok, result.error
@@ -171,9 +178,11 @@ def test_every_stdout_write_of_a_three_record_invocation_is_one_json_object(stac
 def test_claim_left_by_a_killed_instance_is_taken_over_when_it_expires(stack: LocalStack):
     stack.client().put_object(Bucket=BUCKET, Key="uploads/killed.png", Body=_png(7))
     event = _event(stack, ["uploads/killed.png"])
-    stack.standin.set_faults(FaultPlan(1.0, kinds=("delay",), delay_s=30.0, targets=("ci",)))
-    stack.spec = dataclasses.replace(stack.spec, timeout_s=6)  # the holder's claim expires 6 s (+5) after it began
-    with _container(stack) as doomed:
+    # CI takes 3 s; the holder is killed while its call is in flight, and the call lands all the same
+    stack.standin.set_faults(FaultPlan(1.0, kinds=("delay",), delay_s=3.0, targets=("ci",)))
+    bound = {"CI_LANDING_BOUND_S": "4"}  # its claim lives 6 s of budget + 4 s + 2 s, by COS's clock
+    stack.spec = dataclasses.replace(stack.spec, timeout_s=6)
+    with _container(stack, **bound) as doomed:
         thread = threading.Thread(target=lambda: doomed.invoke(event))
         thread.start()
         deadline = time.monotonic() + 20
@@ -184,7 +193,7 @@ def test_claim_left_by_a_killed_instance_is_taken_over_when_it_expires(stack: Lo
         thread.join(30)
     stack.standin.set_faults(FaultPlan(0.0))
     stack.spec = dataclasses.replace(stack.spec, timeout_s=30)
-    with _container(stack) as container:
+    with _container(stack, **bound) as container:
         result = container.invoke(event)  # SCF's retry of the event
     assert result.ok, result.error
     (line,) = _lines(result)
