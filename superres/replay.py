@@ -298,7 +298,9 @@ def _seed_event(target: LocalTarget, event: dict, ready: set[tuple[str, str]], *
             if note:
                 seeded.append(note)
             ready.add((record.bucket, record.region))
-        if client.object_exists(Bucket=record.bucket, Key=record.key):
+        stored = _stored_etag(client, record.bucket, record.key)
+        if stored is not None:
+            _aim_version(raw, stored)
             continue
         key = record.key
         if any(t.matches(record.bucket, record.event_name, key) for t in target.live_triggers):
@@ -310,19 +312,35 @@ def _seed_event(target: LocalTarget, event: dict, ready: set[tuple[str, str]], *
                 raise ReplayError(f"{record.bucket}/{record.key} is missing and every key fires the running "
                                   "stand-in's trigger: upload it yourself (the trigger processes it) or use --no-seed")
             aim_record(raw, record, key=key)
-            if client.object_exists(Bucket=record.bucket, Key=key):
+            stored = _stored_etag(client, record.bucket, key)
+            if stored is not None:
+                _aim_version(raw, stored)
                 seeded.append(f"{key} (already there) for {record.key}")
                 continue
             seeded.append(f"{key} for {record.key} (outside the trigger, which a seed at {record.key} would fire)")
         else:
             seeded.append(key)
-        etag = _put_seed(client, record.bucket, key)
-        # The sample's ETag names content that never existed here; the function takes an event whose version is
-        # not the source's as outdated, so the record is aimed at the seed's version.
-        meta = raw["cos"]["cosObject"].setdefault("meta", {})
-        if isinstance(meta, dict) and etag:
-            meta["ETag"] = etag
+        _aim_version(raw, _put_seed(client, record.bucket, key))
     return out, seeded
+
+
+def _stored_etag(client: CosS3Client, bucket: str, key: str) -> str | None:
+    """The stored object's ETag, None when there is none."""
+    try:
+        return client.head_object(Bucket=bucket, Key=key).get("ETag") or ""
+    except CosServiceError as exc:
+        if exc.get_status_code() == 404:
+            return None
+        raise
+
+
+def _aim_version(raw: dict, etag: str | None) -> None:
+    """A sample's ETag names content that never existed here, and the function takes an event whose version is not
+    the source's as outdated (an old event replayed after a newer upload): a local replay aims each upload record
+    at the version stored in the stand-in."""
+    meta = raw["cos"]["cosObject"].setdefault("meta", {})
+    if isinstance(meta, dict) and etag:
+        meta["ETag"] = etag
 
 
 def _put_seed(client: CosS3Client, bucket: str, key: str) -> str | None:
