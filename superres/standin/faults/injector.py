@@ -29,7 +29,8 @@ from superres.standin.asgi import (
 )
 from superres.standin.faults.answers import error_response, reset
 from superres.standin.faults.plan import ERRORS, FaultPlan
-from superres.standin.faults.rules import HOLD_LIMIT_S, Injection, RuleSet
+from superres.standin.faults.rules import HOLD_LIMIT_S
+from superres.standin.faults.ruleset import Injection, RuleSet
 
 log = logging.getLogger("superres.standin")
 _POLL_S = 0.1
@@ -160,10 +161,10 @@ class FaultInjector:
         deadline = loop.time() + HOLD_LIMIT_S
         try:
             while not gone.done():
-                if self._closing:
-                    return
-                if loop.time() >= deadline:
-                    await reset(scope, send)
+                if self._closing or loop.time() >= deadline:
+                    await reset(scope, send)  # never an answer, not even the server's 500 for a silent app
+                    if self._closing:
+                        return
                     break
                 await asyncio.wait({gone}, timeout=_POLL_S)
         finally:
