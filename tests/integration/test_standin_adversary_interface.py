@@ -19,8 +19,9 @@ from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from superres.commands.local_cmd import local
+from superres.scf.trigger import build_cos_event
 from superres.sr import load_engine
-from superres.standin import DEMO_SECRET_KEY, StandIn, StandinSettings
+from superres.standin import DEMO_SECRET_KEY, ObjectCreated, StandIn, StandinSettings
 from tests.integration.local_process import BUCKET, cos_client, superres_local
 
 from .conftest import image_bytes
@@ -282,3 +283,18 @@ def test_superres_local_refuses_a_bad_inject_spec_in_one_line(tmp_path: Path):
     bad_file.write_text("# ok\nop=get,error=200\n")
     result = CliRunner().invoke(local, ["--data", str(tmp_path), "--inject-file", str(bad_file)])
     assert result.exit_code == 1 and f"{bad_file}, line 2: inject spec 'op=get,error=200'" in result.output
+
+
+def test_clock_skew_leaves_the_trigger_event_time_on_real_time(tmp_path: Path):
+    events: list[ObjectCreated] = []
+    settings = StandinSettings(data_dir=tmp_path / "data")
+    with StandIn(settings, engine=load_engine("bicubic"), on_object_created=events.append,
+                 clock_skew_s=-7200) as standin:
+        bucket = standin.create_bucket("skewed")
+        client = _client(standin)
+        client.put_object(Bucket=bucket, Key="uploads/a.txt", Body=b"a")
+        head = client.head_object(Bucket=bucket, Key="uploads/a.txt")
+    event = build_cos_event(events[0], appid=settings.appid, region=settings.region)
+    modified = parsedate_to_datetime(head["Last-Modified"]).timestamp()
+    assert event["event"]["eventTime"] - modified > 3600  # the object is stamped two hours before its event
+    assert abs(event["event"]["eventTime"] - time.time()) < 3600
