@@ -8,6 +8,7 @@ their eventTime, so a skew puts the two clocks apart the way two machines in the
 
 from __future__ import annotations
 
+import math
 import time
 from email.utils import formatdate
 
@@ -16,7 +17,17 @@ from superres.standin.asgi import ASGIApp, Message, Receive, Scope, Send
 
 class StorageClock:
     def __init__(self, skew_s: float = 0.0) -> None:
-        self.skew_s = float(skew_s)
+        self.skew_s = skew_s
+
+    @property
+    def skew_s(self) -> float:
+        return self._skew_s
+
+    @skew_s.setter
+    def skew_s(self, seconds: float) -> None:
+        if not math.isfinite(seconds):
+            raise ValueError(f"the clock skew must be a finite number of seconds, got {seconds!r}")
+        self._skew_s = float(seconds)
 
     def now(self) -> float:
         return time.time() + self.skew_s

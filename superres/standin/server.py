@@ -162,7 +162,7 @@ class StandIn:
 
     def set_clock_skew(self, seconds: float) -> None:
         """Storage clock = real time + `seconds` (Last-Modified, Date), from the next request on."""
-        self._clock.skew_s = float(seconds)
+        self._clock.skew_s = seconds
 
     @property
     def clock_skew_s(self) -> float:
