@@ -14,8 +14,9 @@ _START_TIMEOUT_S = 15.0
 class BackgroundServer:
     """Binds first (so port 0 works: the OS picks a free port we can read back at once), then serves."""
 
-    def __init__(self, app: object, *, host: str, port: int, name: str) -> None:
+    def __init__(self, app: object, *, host: str, port: int, name: str, date_header: bool = True) -> None:
         self._app = app
+        self._date_header = date_header  # False: the app sends its own Date
         self._host = host
         self._requested_port = port
         self._name = name
@@ -53,7 +54,7 @@ class BackgroundServer:
         self.bind()
         # log_config=None: leave the host program's logging alone; our own request lines have their loggers.
         config = uvicorn.Config(self._app, host=self._host, port=self.port, lifespan="off", access_log=False,
-                                log_config=None, server_header=False)
+                                log_config=None, server_header=False, date_header=self._date_header)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
                                         name=f"superres-{self._name}", daemon=True)

@@ -39,6 +39,11 @@ class StackOptions:
     function_env: dict[str, str] = field(default_factory=dict)  # overrides of serverless.yml's variables
     on_log: Callable[[str], None] | None = None
     faults: FaultPlan | None = None  # stand-in fault injection (superres.standin.faults); changeable later
+    # The adversary interface (README, "Scripting the stand-in"); all changeable later through `stack.standin`.
+    request_log: Path | None = None  # also append a JSON line per request served to this file
+    injections: tuple[str, ...] = ()  # inject SPECs (superres.standin.faults.rules)
+    inject_file: Path | None = None  # one SPEC per line, re-read when it changes
+    clock_skew_s: float = 0.0  # storage clock (Last-Modified, Date) minus real time; events keep real time
 
 
 def standin_settings(
@@ -72,7 +77,9 @@ class LocalStack:
         self.settings = dataclasses.replace(base, appid=appid or base.appid, region=region or base.region)
         self.trigger: TriggerDispatcher | None = None
         self.standin = StandIn(self.settings, engine=options.engine, on_object_created=self._on_object_created,
-                               host=options.host, port=options.port, faults=options.faults)
+                               host=options.host, port=options.port, faults=options.faults,
+                               request_log=options.request_log, injections=options.injections,
+                               inject_file=options.inject_file, clock_skew_s=options.clock_skew_s)
 
     def start(self) -> LocalStack:
         if self.options.trigger:

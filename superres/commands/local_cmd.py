@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import sys
 import threading
@@ -17,7 +18,7 @@ from ..scf.event_queue import MAX_EVENT_AGE_S, QueueBusyError
 from ..scf.trigger import StopSummary
 from ..sr import ENGINE_NAMES
 from ..stack import LocalStack, StackOptions, standin_settings
-from ..standin.faults import FaultPlan
+from ..standin.faults import FaultPlan, load_inject_file, parse_inject
 
 
 @click.command()
@@ -53,11 +54,26 @@ from ..standin.faults import FaultPlan
 @click.option("--fault-delay", type=click.FloatRange(min=0, min_open=True), default=65.0, show_default=True,
               help="Seconds a 'delay' fault holds a request before serving it.")
 @click.option("--fault-seed", type=int, default=None, help="Make the fault draws repeatable.")
+@click.option("--request-log", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append one JSON line per request served to this file: time, method, bucket, key, "
+              "subresources, ci, status, duration_ms, request_id, injected (never a header or credential).")
+@click.option("--inject", "injections", metavar="SPEC", multiple=True,
+              help="Inject a fault (repeatable): comma-separated key=value among op=ci|head|get|put|post|delete|any, "
+              "prefix=KEY_PREFIX, latency=SECONDS or LOW-HIGH, error=STATUS:CODE, late=SECONDS (op=ci: answer "
+              "never, land the work that long after the client gave up), share=0..1, count=N, seed=N. "
+              "E.g. --inject op=ci,latency=0.5-2 "
+              "--inject op=delete,prefix=superres/.claims/,error=503:SlowDown,count=1")
+@click.option("--inject-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Inject SPECs from this file, one per line (# comments); re-read whenever it changes.")
+@click.option("--clock-skew", "clock_skew_s", type=float, default=0.0, show_default=True, metavar="SECONDS",
+              help="Run the storage clock (Last-Modified of stored objects, Date headers) this many seconds ahead "
+              "of real time (negative: behind). Trigger events' eventTime and signature checks keep real time.")
 def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_key: str | None, engine: str,
           no_trigger: bool, retry_interval: float, drain_s: float, max_event_age_s: float,
           scf_api_port: int | None, serverless: Path,
           fault_share: float, fault_kinds: str, fault_targets: str, fault_delay: float,
-          fault_seed: int | None) -> None:
+          fault_seed: int | None, request_log: Path | None, injections: tuple[str, ...], inject_file: Path | None,
+          clock_skew_s: float) -> None:
     """Run the local COS + Cloud Infinite stand-in until Ctrl-C.
 
     Any cos-python-sdk-v5 script works against it with CosConfig(Region=..., SecretId=..., SecretKey=...,
@@ -65,6 +81,10 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
     whose JSON log lines are printed here and appended to DATA/function-log.jsonl. Each trigger event is stored
     in DATA/trigger.db before the upload is acknowledged, so a stop or crash never loses it: the next start on
     the same --data delivers it.
+
+    For adversary testing, --request-log records every request served, --inject / --inject-file make chosen
+    requests slow, failing or answered late, and --clock-skew moves the storage clock (README, "Scripting the
+    stand-in").
     """
     if bool(secret_id) != bool(secret_key):
         raise click.UsageError("give both --secret-id and --secret-key (or neither, for the demo keys)")
@@ -74,9 +94,12 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
                                  seed=fault_seed) if fault_share > 0 else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fault-kinds/--fault-targets") from None
+    _check_adversary_options(request_log, injections, inject_file, clock_skew_s)
     options = StackOptions(data_dir=data_dir, serverless=serverless, host=host, port=port, settings=settings,
                            trigger=not no_trigger, on_log=lambda line: click.echo(line), faults=faults,
-                           retry_interval_s=retry_interval, max_event_age_s=max_event_age_s)
+                           retry_interval_s=retry_interval, max_event_age_s=max_event_age_s,
+                           request_log=request_log, injections=injections, inject_file=inject_file,
+                           clock_skew_s=clock_skew_s)
     stack = LocalStack(options)
     stopped, cancel = threading.Event(), threading.Event()
 
@@ -117,6 +140,7 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
                 f"  trigger: {'off' if no_trigger else routes}"
                 + (f"\n  {_backlog(stack)}" if stack.trigger is not None else "")
                 + (f"\n  faults: {faults}" if faults else "")
+                + _adversary_banner(request_log, injections, inject_file, clock_skew_s)
                 + "\nCtrl-C to stop.",
                 err=True,
             )
@@ -132,6 +156,35 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
     else:
         click.echo("stopped", err=True)
     sys.exit(0)
+
+
+def _check_adversary_options(request_log: Path | None, injections: tuple[str, ...], inject_file: Path | None,
+                             clock_skew_s: float) -> None:
+    """Refuse a bad spec, inject file or request log path in one line (exit 1) before anything starts."""
+    try:
+        for spec in injections:
+            parse_inject(spec)
+        if inject_file is not None:
+            load_inject_file(inject_file)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not math.isfinite(clock_skew_s):
+        raise click.ClickException(f"--clock-skew must be a number of seconds, got {clock_skew_s}")
+    if request_log is not None:
+        try:
+            request_log.parent.mkdir(parents=True, exist_ok=True)
+            request_log.open("a").close()
+        except OSError as exc:
+            raise click.ClickException(f"--request-log {request_log}: {exc.strerror or exc}") from None
+
+
+def _adversary_banner(request_log: Path | None, injections: tuple[str, ...], inject_file: Path | None,
+                      clock_skew_s: float) -> str:
+    lines = [f"request log: {request_log}"] if request_log else []
+    lines += [f"inject: {spec}" for spec in injections]
+    lines += [f"inject file: {inject_file} (re-read when it changes)"] if inject_file else []
+    lines += [f"storage clock: real time {clock_skew_s:+g} s"] if clock_skew_s else []
+    return "".join(f"\n  {line}" for line in lines)
 
 
 def _backlog(stack: LocalStack) -> str:

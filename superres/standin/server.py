@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qcloud_cos import CosConfig, CosS3Client
 
 from superres.serving import BackgroundServer
 from superres.standin.app import create_app
-from superres.standin.faults import FaultInjector, FaultPlan
+from superres.standin.clock import DateHeader, StorageClock
+from superres.standin.faults import FaultInjector, FaultPlan, InjectRule
+from superres.standin.request_log import RequestLog
 
 if TYPE_CHECKING:
     from superres.sr import Engine
@@ -38,11 +42,25 @@ class StandIn:
         host: str = "127.0.0.1",
         port: int = 0,
         faults: FaultPlan | None = None,
+        *,
+        request_log: Path | None = None,
+        injections: Sequence[str] = (),
+        inject_file: Path | None = None,
+        clock_skew_s: float = 0.0,
     ) -> None:
+        """`request_log`: also append each request's record to this file (JSON lines); `injections`: inject SPECs
+        (faults/rules.py), `inject_file` one per line, re-read when it changes; `clock_skew_s`: the storage clock
+        against real time (clock.py). A bad spec or an unreadable inject file raises ValueError or OSError."""
         self._settings = settings
         self._app = create_app(settings, engine=engine, on_object_created=on_object_created)
+        self._clock = StorageClock(clock_skew_s)
+        self.store.clock = self._clock.now
         self._faults = FaultInjector(self._app, faults)
-        self._server = BackgroundServer(self._faults, host=host, port=port, name="stand-in")
+        self._faults.rules.set_rules(list(injections))
+        self._faults.rules.set_file(inject_file)
+        # Outermost first: the request log sees every answer, injected ones and their Date included.
+        self._log = RequestLog(DateHeader(self._faults, self._clock), request_log)
+        self._server = BackgroundServer(self._log, host=host, port=port, name="stand-in", date_header=False)
 
     @property
     def settings(self) -> StandinSettings:
@@ -59,12 +77,16 @@ class StandIn:
     def start(self) -> StandIn:
         if self._server.running:
             return self
+        self._log.open()
+        self._faults.closing(False)
         self._server.start()
         log.info("standin: serving %s (data in %s)", self.endpoint_url, self._settings.data_dir)
         return self
 
     def stop(self) -> None:
+        self._faults.closing(True)  # held late CI calls are let go, unprocessed
         self._server.stop()
+        self._log.close()
 
     def __enter__(self) -> StandIn:
         return self.start()
@@ -112,8 +134,43 @@ class StandIn:
         return self._faults
 
     def set_faults(self, plan: FaultPlan | None) -> None:
-        """Change the fault plan while serving (None: no faults and no request log)."""
+        """Change the fault plan while serving (None: no random faults, and no `faults.records`)."""
         self._faults.plan = plan
+
+    # ---- the adversary interface (README, "Scripting the stand-in") -------------------------------
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request served since start (or `clear_requests()`), oldest first, as request-log dicts (at most
+        the last 100,000)."""
+        return self._log.requests()
+
+    def clear_requests(self) -> None:
+        self._log.clear()
+
+    def count(self, method: str | None = None, ci: bool | None = None, key_prefix: str | None = None,
+              status: int | None = None) -> int:
+        """How many requests served match every filter given (`method` in any case; `ci` for Cloud Infinite)."""
+        return self._log.count(method=method, ci=ci, key_prefix=key_prefix, status=status)
+
+    def set_injections(self, specs: Sequence[str]) -> list[InjectRule]:
+        """Replace the inject rules (not those of an inject file). A bad spec raises ValueError, changing nothing;
+        `[]` removes them. Counts start afresh."""
+        return self._faults.rules.set_rules(list(specs))
+
+    def set_inject_file(self, path: Path | None) -> list[InjectRule]:
+        """Follow an inject file (None: stop following); read now, then again whenever it changes."""
+        return self._faults.rules.set_file(path)
+
+    def set_clock_skew(self, seconds: float) -> None:
+        """Storage clock = real time + `seconds` (Last-Modified, Date), from the next request on."""
+        self._clock.skew_s = seconds
+
+    @property
+    def clock_skew_s(self) -> float:
+        return self._clock.skew_s
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Wait until no request is in flight, delayed and late ones included; False if `timeout` passed first."""
+        return self._log.wait_idle(timeout)
 
     @property
     def store(self) -> ObjectStore:

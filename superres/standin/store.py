@@ -26,7 +26,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -186,6 +186,8 @@ class ObjectStore:
 
     def __init__(self, data_dir: Path) -> None:
         self._root = Path(data_dir)
+        # Stamps Last-Modified; the stand-in swaps in its storage clock (clock.py: real time plus a skew).
+        self.clock: Callable[[], float] = time.time
         self._root.mkdir(parents=True, exist_ok=True)
         # One lock for index and metadata swaps; the slow part (writing data) happens outside it.
         self._lock = threading.RLock()
@@ -273,7 +275,7 @@ class ObjectStore:
             etag=etag or f'"{staged.md5_hex}"',
             content_type=content_type,
             meta=dict(meta or {}),
-            last_modified=time.time(),
+            last_modified=self.clock(),
             data_file=data_file,
             headers=dict(headers or {}),
             storage_class=storage_class,
