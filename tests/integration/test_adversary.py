@@ -100,19 +100,21 @@ def test_concurrent_deliveries_make_one_ci_call(stack: LocalStack):
     assert _result(stack) == (_etag(stack), (48, 32))
 
 
-@pytest.mark.parametrize("round_", range(5))
+@pytest.mark.parametrize("round_", range(10))
 def test_retries_taking_over_a_dead_claim_with_jitter_call_ci_once(stack: LocalStack, round_: int):
     event = _upload(stack, _png(round_ + 2))
-    settings = _invocation(stack).settings
-    root = claim_root(settings, source_folder(BUCKET, KEY))
-    # a holder that died: its claim, with a 1 s time to live, outlived by the time the retries arrive
+    root = claim_root(_invocation(stack).settings, source_folder(BUCKET, KEY))
+    # a holder that died long ago, by COS's clock: its claim is written 120 s in the storage clock's past
+    stack.standin.set_clock_skew(-120)
     stack.client().put_object(Bucket=BUCKET, Key=root, Body=b'{"nonce": "dead"}',
-                              Metadata={"x-cos-meta-superres-ttl": "1"})
-    time.sleep(3.2)  # older than its TTL plus COS's one-second granularity
+                              Metadata={"x-cos-meta-superres-ttl": "60"})
+    stack.standin.set_clock_skew(0)
     stack.standin.clear_requests()
+    # jitter where a takeover races (the claim's HEAD, DELETE and PUT), and a CI call long enough for holders to
+    # overlap
     stack.standin.set_injections(["op=delete,latency=0.01-0.4", "op=put,prefix=superres/.claims/,latency=0.01-0.4",
-                                  "op=head,prefix=superres/.claims/,latency=0-0.2"])
-    reports = _concurrently(*[lambda: _deliver(stack, event)] * 4)
+                                  "op=head,prefix=superres/.claims/,latency=0-0.2", "op=ci,latency=0.6"])
+    reports = _concurrently(*[lambda: _deliver(stack, event)] * 5)
     assert _ci_calls(stack) == 1, _outcomes(reports)
     assert _outcomes(reports).count("processed:processed") == 1
     assert _result(stack)[0] == _etag(stack)
