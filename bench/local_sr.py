@@ -152,6 +152,9 @@ def _peak(cpu: CpuPeak | None, achieved: float) -> tuple[float, list[Row]]:
         Row("CPU fp32 achieved: float32 matmul", achieved, "GFLOP/s",
             note=f"{matmul}; {achieved / cpu.gflops:.0%} of the peak"
                  + ("; above the peak, so the floor below uses this instead" if beaten else "")),
+        # The check that the derived peak (and the clock measured for it) is an upper bound on this machine.
+        Row("CPU fp32 matmul / peak", achieved / cpu.gflops, "x", goal=Goal("<=", 1.0),
+            note="a peak is an upper bound: no matmul may reach it (a low clock or a wrong SIMD width shows here)"),
     ]
 
 

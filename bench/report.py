@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import operator
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,10 +44,43 @@ class Row:
                 "goal": str(self.goal) if self.goal else None, "meets": self.meets, "note": self.note or None}
 
 
-def write_json(rows: Sequence[Row], path: Path) -> None:
+@dataclass(frozen=True)
+class Revision:
+    """The source a run measured: the checked-out commit, and whether tracked files differed from it."""
+
+    commit: str | None  # None outside a git checkout
+    uncommitted_changes: bool | None = None
+
+    def __str__(self) -> str:
+        if self.commit is None:
+            return "an unknown commit (not a git checkout)"
+        changes = {True: " with uncommitted changes", False: "", None: " (uncommitted changes not known)"}
+        return f"commit {self.commit[:12]}{changes[self.uncommitted_changes]}"
+
+    @classmethod
+    def of(cls, root: Path) -> Revision:
+        """`git rev-parse HEAD` and `git status` of `root`, read before the run writes anything."""
+        def git(*args: str) -> str | None:
+            try:
+                done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+            except (OSError, subprocess.SubprocessError):
+                return None
+            return done.stdout if done.returncode == 0 else None
+
+        inside = git("rev-parse", "--show-toplevel")
+        if inside is None or Path(inside.strip()).resolve() != root.resolve():
+            return cls(None)
+        head, status = git("rev-parse", "HEAD"), git("status", "--porcelain")
+        return cls(head.strip() if head else None, bool(status.strip()) if status is not None else None)
+
+
+def write_json(rows: Sequence[Row], path: Path, revision: Revision) -> None:
+    """{"commit", "uncommitted_changes", "rows": [...]}: the figures and the source they were measured on."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps([row.as_json() for row in rows], indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    document = {"commit": revision.commit, "uncommitted_changes": revision.uncommitted_changes,
+                "rows": [row.as_json() for row in rows]}
+    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)
 
 

@@ -94,7 +94,10 @@ def load_source_image(data: bytes, limits: InputLimits = SUPER_RESOLUTION_LIMITS
         raise CosError(
             400, "ImageResolutionExceed", f"the source has more pixels than this stand-in decodes: {exc}"
         ) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError:
+        # Pillow's own text names its buffer object ("cannot identify image file <_io.BytesIO object at 0x...>").
+        raise CosError(400, "InvalidImageFormat", f"the source is not an image: {_sniff(data)}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise CosError(400, "InvalidImageFormat", f"the source is not a decodable image: {exc}") from None
     orientation = int(opened.getexif().get(_EXIF_ORIENTATION, 1) or 1)
     image = ImageOps.exif_transpose(opened) or opened
@@ -107,6 +110,13 @@ def load_source_image(data: bytes, limits: InputLimits = SUPER_RESOLUTION_LIMITS
         ave=_average_colour(image),
         orientation=orientation,
     )
+
+
+def _sniff(data: bytes) -> str:
+    """What the bytes look like, for the error message: the formats CI reads, and how the bytes start."""
+    head = data[:16]
+    shown = head.decode("ascii") if head.isascii() and head.decode("ascii").isprintable() else head.hex(" ")
+    return f"no format CI reads (JPEG, PNG, BMP, WEBP, GIF, ...) starts with {shown!r}"
 
 
 def _check_resolution(width: int, height: int, limits: InputLimits) -> None:

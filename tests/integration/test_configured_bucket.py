@@ -101,8 +101,9 @@ def test_demo_uses_the_configured_bucket_and_keeps_what_it_did_not_create(tmp_pa
     assert results["location"] == "mybucket-1300000000.cos.ap-shanghai.myqcloud.com/results/uploads/astronaut.jpg"
     assert (out / "data" / "mine.txt").read_text() == "a user's file\n"
     assert (out / "notes.txt").read_text() == "also mine\n"
-    assert sorted(p.name for p in out.iterdir()) == ["ai-astronaut.jpg", "before-after.png", "data",
-                                                     "function-log.jsonl", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["ai-astronaut.png", "before-after.png", "data",
+                                                     "function-log.jsonl", "index.html", "input-astronaut.jpg",
+                                                     "notes.txt"]
 
 
 def test_superres_local_serves_the_bucket_of_the_users_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -1,15 +1,12 @@
 """The SR compute floor's denominator: the CPU's fp32 peak, cores x FMA units x SIMD lanes x 2 x clock, from
-/proc/cpuinfo text (injected here) and cpufreq's maximum."""
+/proc/cpuinfo text (injected here) and cpufreq's maximum. Nothing here is timed: that this machine's peak is not
+beaten by a matmul (and so its measured clock is not too low) is the bench's "CPU fp32 matmul / peak" row."""
 
 from __future__ import annotations
 
-import platform
-import time
-
-import numpy as np
 import pytest
 
-from bench.cpu_peak import CpuPeak, fp32_peak, machine_fp32_peak, measured_clock_ghz
+from bench.cpu_peak import CpuPeak, fp32_peak
 from bench.local_sr import _peak
 
 
@@ -94,28 +91,9 @@ def test_the_floor_uses_the_matmul_only_where_it_beats_the_peak_or_the_peak_is_u
     denominator, rows = _peak(cpu, achieved=200.0)
     assert denominator == pytest.approx(332.8) and rows[0].value == pytest.approx(332.8) and rows[1].value == 200.0
     assert rows[0].note == "derivation" and "60% of the peak" in rows[1].note
+    assert rows[2].value == pytest.approx(200.0 / 332.8) and rows[2].meets is True
     denominator, rows = _peak(cpu, achieved=340.0)
     assert denominator == 340.0 and "the floor below uses this instead" in rows[1].note
+    assert rows[2].meets is False  # the bench's table shows the peak was beaten
     denominator, rows = _peak(None, achieved=200.0)
     assert denominator == 200.0 and rows[0].value is None and "not a strict floor" in rows[0].note
-
-
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="the clock probe is x86-64 code")
-def test_the_measured_clock_is_a_plausible_one() -> None:
-    ghz = measured_clock_ghz(iterations=20_000, repeats=5)
-    assert ghz is not None and 0.5 < ghz < 8
-
-
-def test_this_machines_peak_is_not_beaten_by_a_matmul() -> None:
-    """A peak is an upper bound: no matmul here reaches it (the old "peak" was a matmul, and SPAN beat its floor)."""
-    peak = machine_fp32_peak()
-    assert peak is not None, "this x86-64 Linux machine's /proc/cpuinfo should give a peak"
-    n = 2048
-    a = np.ones((n, n), dtype=np.float32)
-    a @ a
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - started)
-    assert 2 * n**3 / best / 1e9 <= peak.gflops, peak.how

@@ -36,7 +36,7 @@ def test_a_run_without_the_flag_leaves_tracked_files_alone(project: Path) -> Non
     before = _tracked(project)
     assert cli.main([], root=project) == 0
     assert _tracked(project) == before
-    rows = json.loads((project / ".superres" / "bench" / "results.json").read_text(encoding="utf-8"))
+    rows = json.loads((project / ".superres" / "bench" / "results.json").read_text(encoding="utf-8"))["rows"]
     assert [row["name"] for row in rows] == [f"{name} figure" for name in cli.BENCHMARKS]
     assert (project / ".superres" / "bench" / "results.md").is_file()
 
@@ -54,7 +54,8 @@ def test_update_readme_publishes_the_full_run_to_the_tracked_files(project: Path
     readme = (project / "README.md").read_text(encoding="utf-8")
     assert "old table" not in readme and readme.endswith("<!-- bench:end -->\n\nprose after\n")
     assert readme.split("<!-- bench:start -->")[1].split("<!-- bench:end -->")[0].strip() == table.strip()
-    assert len(json.loads((project / "bench" / "results.json").read_text(encoding="utf-8"))) == len(cli.BENCHMARKS)
+    assert len(json.loads((project / "bench" / "results.json").read_text(encoding="utf-8"))["rows"]) == len(
+        cli.BENCHMARKS)
     assert not (project / ".superres").exists()
 
 
@@ -71,3 +72,36 @@ def test_update_readme_refuses_a_partial_run(extra: list[str]) -> None:
                           text=True, timeout=60)
     assert done.returncode == 2
     assert "--update-readme publishes a full run: it takes no --only, --quick or --out" in done.stderr
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_the_results_say_which_commit_they_were_measured_on(project: Path) -> None:
+    _git(project, "init", "-q")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", "the measured source")
+    head = _git(project, "rev-parse", "HEAD")
+    assert cli.main(["--update-readme"], root=project) == 0
+    published = json.loads((project / "bench" / "results.json").read_text(encoding="utf-8"))
+    assert (published["commit"], published["uncommitted_changes"]) == (head, False)
+    table = (project / "bench" / "results.md").read_text(encoding="utf-8")
+    assert f"measured on commit {head[:12]} (generated" in table.splitlines()[0]
+    assert f"commit {head[:12]}" in (project / "README.md").read_text(encoding="utf-8")
+
+
+def test_uncommitted_changes_are_said_and_a_folder_outside_git_is_unknown(project: Path) -> None:
+    assert cli.main([], root=project) == 0
+    untracked = json.loads((project / ".superres" / "bench" / "results.json").read_text(encoding="utf-8"))
+    assert (untracked["commit"], untracked["uncommitted_changes"]) == (None, None)
+    assert "measured on an unknown commit" in (project / ".superres" / "bench" / "results.md").read_text("utf-8")
+    _git(project, "init", "-q")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", "base")
+    (project / "README.md").write_text(_README + "an edit\n", encoding="utf-8")
+    assert cli.main(["--only", "cold_start"], root=project) == 0
+    changed = json.loads((project / ".superres" / "bench" / "results.json").read_text(encoding="utf-8"))
+    assert changed["commit"] == _git(project, "rev-parse", "HEAD") and changed["uncommitted_changes"] is True
+    assert "with uncommitted changes" in (project / ".superres" / "bench" / "results.md").read_text("utf-8")
