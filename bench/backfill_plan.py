@@ -22,8 +22,9 @@ import json, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, "handler")
 from superres_fn import load_settings
-from superres.diffplan import ListedObject, Output, bucket_listing, plan
-from superres.inventory import InventorySource, load_manifest, write_report
+from superres_fn.config import Output
+from superres.backfill.plan import ListedObject, bucket_listing, plan
+from superres.backfill.inventory import InventorySource, load_manifest, write_report
 
 N, MODE = {n}, {mode!r}
 BUCKET = "photos-1250000000"
@@ -56,7 +57,7 @@ class PagedClient:
         return page
 
 settings = load_settings({{"DEST_PREFIX": "superres/"}})
-outputs = [Output(BUCKET, "superres/")]
+outputs = [Output("superres/", 2, bucket=BUCKET)]
 client = PagedClient()
 if MODE == "inventory":
     tmp = tempfile.mkdtemp(prefix="superres-bench-inventory-")

@@ -24,8 +24,8 @@ from ..backfill import (
     default_checkpoint,
     function_settings,
 )
-from ..diffplan import ReportSource
-from ..inventory import InventoryError, InventorySource, load_manifest
+from ..backfill.inventory import InventoryError, InventorySource, load_manifest
+from ..backfill.reconcile import ReportSource
 from ..scf.client import ENDPOINT_ENV, CredentialsMissing, Target, make_client
 from ..scf.serverless import FunctionSpec, ServerlessConfigError, load_function_spec
 from ..standin.settings import DEMO_SECRET_ID, DEMO_SECRET_KEY

@@ -23,7 +23,8 @@ def cam_policy_cmd(serverless: Path, check_file: Path | None) -> None:
     """Print the CAM policy for the function's execution role: cos:GetObject + cos:HeadObject on the trigger
     prefix (CI reads the upload, the function checks its version), cos:HeadObject + cos:PutObject on DEST_PREFIX,
     the CI super-resolution action on the bucket, read/delete/list on DEST_PREFIX.staging/ (published results are
-    copied from there) and delete on DEST_PREFIX.claims/ (claims, CLAIM_WORK). Also refuses a deployment whose trigger prefix overlaps DEST_PREFIX (the function would trigger itself)."""
+    copied from there) and delete on DEST_PREFIX.claims/ (claims, CLAIM_WORK). Also refuses a deployment whose
+    trigger prefix overlaps DEST_PREFIX (the function would trigger itself)."""
     try:
         spec = load_function_spec(serverless)
         deployment = Deployment.from_spec(spec)

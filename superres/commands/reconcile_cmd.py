@@ -12,7 +12,8 @@ import click
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from ..backfill import describe_cos_error
-from ..diffplan import bucket_listing, outputs_for, plan, report_line
+from ..backfill.plan import bucket_listing, outputs_for, plan
+from ..backfill.reconcile import report_line
 from .backfill_cmd import resolve_where, where_options
 
 

@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from superres.backfill.inventory import write_report
+from superres.backfill.plan import ListedObject
 from superres.cli import main
-from superres.diffplan import ListedObject
-from superres.inventory import write_report
 from superres.stack import LocalStack
 from tests.integration.request_log import RequestLog
 

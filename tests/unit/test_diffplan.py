@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 from superres_fn import load_settings
+from superres_fn.config import Output
 
-from superres.diffplan import (
+from superres.backfill.plan import (
     ListedObject,
-    Output,
     ci_rate_limit,
     estimated_output_bytes,
     is_fresh,
@@ -17,12 +17,18 @@ from superres.diffplan import (
     plan,
 )
 
+
+def _output(bucket: str, prefix: str, magnify: int = 2) -> Output:
+    """One output of the function (superres_fn.config.Output), in `bucket`."""
+    return Output(prefix, magnify, bucket=bucket)
+
+
 SETTINGS = load_settings({"DEST_PREFIX": "superres/"})
 BUCKET = "photos-1250000000"
 
 
 def _plan(sources: list[ListedObject], *listings: list[ListedObject], outputs: list[Output] | None = None):  # type: ignore[no-untyped-def]
-    outs = outputs or [Output(BUCKET, "superres/")]
+    outs = outputs or [_output(BUCKET, "superres/")]
     return [(item.obj.key, item.action, item.reason, item.todo)
             for item in plan(sources, list(listings), outs, SETTINGS, bucket=BUCKET, region="ap-guangzhou")]
 
@@ -53,7 +59,7 @@ def test_missing_stale_and_done_results_are_found_by_one_merge() -> None:
 
 
 def test_each_output_is_diffed_on_its_own_listing() -> None:
-    outputs = [Output(BUCKET, "x2/", 2), Output(BUCKET, "x4/", 4)]
+    outputs = [_output(BUCKET, "x2/", 2), _output(BUCKET, "x4/", 4)]
     sources = [src("a.png"), src("b.png")]
     assert _plan(sources, [src("x2/a.png"), src("x2/b.png")], [src("x4/b.png")], outputs=outputs) == [
         ("a.png", "process", "missing", ("x4/a.png",)),
@@ -91,13 +97,13 @@ def test_ci_rate_limit_follows_the_region() -> None:
 
 def test_outputs_come_from_the_single_output_settings() -> None:
     settings = load_settings({"DEST_PREFIX": "out/", "MAGNIFY": "4", "DEST_BUCKET": "results-1250000000"})
-    assert outputs_for(settings, BUCKET) == [Output("results-1250000000", "out/", 4)]
-    assert outputs_for(SETTINGS, BUCKET) == [Output(BUCKET, "superres/", 2)]
+    assert outputs_for(settings, BUCKET) == [_output("results-1250000000", "out/", 4)]
+    assert outputs_for(SETTINGS, BUCKET) == [_output(BUCKET, "superres/", 2)]
 
 
 def test_output_bytes_estimate_scales_with_magnify_squared_and_format() -> None:
-    assert estimated_output_bytes(src("a.jpg", size=100), [Output(BUCKET, "x/", 2)]) == 100 * 8 * 4
-    assert estimated_output_bytes(src("a.png", size=100), [Output(BUCKET, "x/", 4)]) == 100 * 16
+    assert estimated_output_bytes(src("a.jpg", size=100), [_output(BUCKET, "x/", 2)]) == 100 * 8 * 4
+    assert estimated_output_bytes(src("a.png", size=100), [_output(BUCKET, "x/", 4)]) == 100 * 16
 
 
 def test_last_modified_parses_cos_listing_and_inventory_formats() -> None:
@@ -110,4 +116,5 @@ def test_last_modified_parses_cos_listing_and_inventory_formats() -> None:
 
 def test_outputs_follow_the_outputs_setting() -> None:
     settings = load_settings({"DEST_PREFIX": "out/", "OUTPUTS": "x2/:2,x4/:4:webp:80"})
-    assert outputs_for(settings, BUCKET) == [Output(BUCKET, "out/x2/", 2), Output(BUCKET, "out/x4/", 4)]
+    assert outputs_for(settings, BUCKET) == [_output(BUCKET, "out/x2/", 2),
+                                             Output("out/x4/", 4, "webp", 80, bucket=BUCKET)]

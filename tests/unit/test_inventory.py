@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from superres.diffplan import ListedObject
-from superres.inventory import InventoryError, InventorySource, load_manifest, rows, sorted_objects, write_report
+from superres.backfill.inventory import (
+    InventoryError,
+    InventorySource,
+    load_manifest,
+    rows,
+    sorted_objects,
+    write_report,
+)
+from superres.backfill.plan import ListedObject
 
 BUCKET = "photos-1250000000"
 

@@ -17,14 +17,12 @@ without `exists`, so the planner and the function cannot disagree on what is an 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import NamedTuple
 
 from superres_fn import CosRecord, Settings, decide
+from superres_fn.config import Output
 
 BACKFILL_EVENT_NAME = "cos:ObjectCreated:Put"
 _EPOCH = datetime.fromtimestamp(0, timezone.utc)
@@ -58,19 +56,10 @@ class ListedObject(NamedTuple):
     last_modified: float | None = None  # Unix seconds; None when the source does not say
 
 
-@dataclass(frozen=True)
-class Output:
-    """Where one output of an upload goes: bucket and prefix (the result's key is prefix + source key)."""
-
-    bucket: str
-    prefix: str
-    magnify: int = 2
-
-
 def outputs_for(settings: Settings, bucket: str) -> list[Output]:
     """The function's outputs (its OUTPUTS setting, else DEST_PREFIX at MAGNIFY), each in its bucket (the output's,
-    DEST_BUCKET, else `bucket`)."""
-    return [Output(output.bucket or bucket, output.prefix, output.magnify) for output in settings.outputs]
+    DEST_BUCKET, else `bucket`): the one type the function plans its targets from (superres_fn.config.Output)."""
+    return [output._replace(bucket=output.bucket or bucket) for output in settings.outputs]
 
 
 class PlanItem(NamedTuple):
@@ -213,38 +202,3 @@ def bucket_listing(client: object, bucket: str, prefix: str, *, after: str | Non
         marker = page.get("NextMarker") or (objects[-1].key if objects else "")
         if not marker:
             raise ValueError(f"the listing of {bucket}/{prefix} is truncated but names no NextMarker")
-
-
-# -- the reconcile report: one JSON line per source whose results are missing or stale, sorted by key ----------
-
-def report_line(item: PlanItem) -> str:
-    obj = item.obj
-    return json.dumps({"key": obj.key, "size": obj.size, "etag": obj.etag, "last_modified": obj.last_modified,
-                       "state": item.reason, "results": list(item.todo)}, ensure_ascii=False) + "\n"
-
-
-@dataclass
-class ReportSource:
-    """A `superres reconcile` report as the backfill's sources (the report is written in key order)."""
-
-    path: Path
-    prefix: str = ""
-    description: str = "report"
-
-    def objects(self, after: str | None) -> Iterator[ListedObject]:
-        with self.path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    entry = json.loads(line)
-                    obj = ListedObject(str(entry["key"]), int(entry.get("size") or 0), str(entry.get("etag") or ""),
-                                       parse_last_modified(entry.get("last_modified")))
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ValueError(f"{self.path} line {number} is not a reconcile report line ({exc})") from None
-                if obj.key.startswith(self.prefix) and (after is None or obj.key > after):
-                    yield obj
-
-    def total(self) -> int | None:
-        with self.path.open("rb") as fh:
-            return sum(1 for line in fh if line.strip())

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import quote_plus, unquote_plus
 
-from .diffplan import ListedObject, parse_last_modified
+from .plan import ListedObject, parse_last_modified
 
 SORT_RUN_OBJECTS = 200_000  # objects per sorted run held in memory (~60 MB at most)
 _DEFAULT_SCHEMA = ("Appid", "Bucket", "Key", "Size", "LastModifiedDate", "ETag")

@@ -1,0 +1,35 @@
+"""Backfill: super-resolve what is already in a bucket, through the function's own path.
+
+- plan.py: the work, found by merging sorted sources with one listing per output (no HEAD per object);
+- inventory.py: COS Inventory reports as sources;
+- reconcile.py: the reconcile report (missing or stale results), written by `superres reconcile`, read as sources;
+- options.py: what a run is told and keeps (options, totals, rate limits, Invoke batches);
+- runner.py: the run (in this process through superres_fn.process_event, or sent to the deployed function),
+  its checkpoint and its summary.
+"""
+
+from __future__ import annotations
+
+from .options import (
+    BackfillError,
+    BackfillInterrupted,
+    BackfillOptions,
+    Deployed,
+    ListingSource,
+    RateLimiter,
+    Source,
+    Totals,
+    batches,
+    cos_client,
+    default_checkpoint,
+    describe_cos_error,
+    function_settings,
+)
+from .plan import BACKFILL_EVENT_NAME, SCF_INVOKE_MAX_RATE, ListedObject
+from .runner import Backfill
+
+__all__ = [
+    "BACKFILL_EVENT_NAME", "Backfill", "BackfillError", "BackfillInterrupted", "BackfillOptions", "Deployed",
+    "ListedObject", "ListingSource", "RateLimiter", "SCF_INVOKE_MAX_RATE", "Source", "Totals", "batches",
+    "cos_client", "default_checkpoint", "describe_cos_error", "function_settings",
+]
