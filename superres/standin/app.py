@@ -26,7 +26,7 @@ from superres.standin.auth import PRESIGN_PARAMS, SignatureVerifier, SignedReque
 from superres.standin.ci import CI_SERVER, CloudInfinite
 from superres.standin.errors import CosError
 from superres.standin.events import EventSink, ObjectCreatedCallback
-from superres.standin.handlers import Services, handler_groups
+from superres.standin.handlers import Cors, Services, handler_groups
 from superres.standin.hosts import Hosts
 from superres.standin.multipart import MultipartUploads
 from superres.standin.request import CosRequest
@@ -82,7 +82,8 @@ class CosService:
         self._services = services
         self._hosts = services.hosts
         self._verifier = SignatureVerifier(services.settings.credentials)
-        self.router = Router(handler_groups(services))
+        self._cors = Cors(services)
+        self.router = Router(handler_groups(services, self._cors))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -96,6 +97,7 @@ class CosService:
         bucket = key = ""
         server = COS_SERVER
         code = ""
+        req: CosRequest | None = None
         try:
             req = self._parse(http, request_id)
             bucket, key = req.bucket, req.key
@@ -118,6 +120,8 @@ class CosService:
             response = CosError(500, code, "We encountered an internal error. Please try again.").to_response(
                 request_id
             )
+        if req is not None:
+            self._cors.decorate(req, response)
         response.headers["x-cos-request-id"] = request_id
         if "server" not in response.headers:
             response.headers["Server"] = server

@@ -37,6 +37,7 @@ class Route:
     options: frozenset[str] = frozenset()  # other parameters the handler reads
     signed: bool = True  # False: the handler checks its own signature (POST Object's form) or needs none
     needs_bucket: bool = True  # False: the bucket need not exist yet (PUT Bucket)
+    any_params: bool = False  # matches whatever parameters the request carries (OPTIONS preflight)
 
     @property
     def key(self) -> RouteKey:
@@ -52,9 +53,10 @@ def route(
     copy: bool = False,
     signed: bool = True,
     needs_bucket: bool = True,
+    any_params: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Register the decorated handler method for one (method, target, sub-resources, copy) row."""
-    row = Route(method, target, frozenset(sub), copy, frozenset(options), signed, needs_bucket)
+    row = Route(method, target, frozenset(sub), copy, frozenset(options), signed, needs_bucket, any_params)
 
     def mark(fn: Handler) -> Handler:
         fn.__dict__.setdefault(_MARK, []).append(row)
@@ -90,6 +92,9 @@ class Router:
         names = set(params) - PRESIGN_PARAMS
         sub = frozenset(names & self.subresources)
         copy = "x-cos-copy-source" in headers
+        bound = self.table.get((method, target, frozenset(), False))
+        if bound is not None and bound.route.any_params:
+            return bound
         bound = self.table.get((method, target, sub, copy))
         what = f"{method} on {'an object' if key else 'a bucket'}"
         if sub:

@@ -4,6 +4,7 @@ Layout under `data_dir`:
     <bucket>/bucket.json          the bucket exists once this marker is in place
     <bucket>/data/<h>-<uuid>.bin  object bytes; a fresh unique name per write
     <bucket>/meta/<h>.json        the object's metadata, naming its data file; <h> = sha256(key)
+    <bucket>/config/<name>.json   a bucket configuration (e.g. cors), replaced whole
 
 Keys never become paths (they may hold '..', '%', '#', emoji): files are named by the key's hash.
 
@@ -225,6 +226,30 @@ class ObjectStore:
         with self._lock:
             return sorted(self._buckets)
 
+    def bucket_config(self, bucket: str, name: str) -> dict | None:
+        """A bucket configuration document (`name` like "cors"), None when none is set."""
+        path = self._config_path(bucket, name)
+        with self._lock:
+            try:
+                return json.loads(path.read_text("utf-8"))
+            except FileNotFoundError:
+                return None
+
+    def set_bucket_config(self, bucket: str, name: str, doc: dict | None) -> None:
+        """Replace a bucket configuration durably (None deletes it)."""
+        path = self._config_path(bucket, name)
+        with self._lock:
+            if doc is None:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                return
+            path.parent.mkdir(exist_ok=True)
+            _write_atomically(path, json.dumps(doc).encode("utf-8"))
+
+    def _config_path(self, bucket: str, name: str) -> Path:
+        self._index(bucket)
+        return self._root / bucket / "config" / f"{name}.json"
+
     # ---- objects -------------------------------------------------------------------------------
     def put(
         self,
@@ -428,7 +453,7 @@ class ObjectStore:
         data_dir.mkdir(exist_ok=True)
         meta_dir.mkdir(exist_ok=True)
         upload_dirs = [d for d in (bucket_dir / "uploads").glob("*") if d.is_dir()]
-        for directory in (bucket_dir, data_dir, meta_dir, *upload_dirs):
+        for directory in (bucket_dir, data_dir, meta_dir, bucket_dir / "config", *upload_dirs):
             for stray in directory.glob(f"{_TMP_PREFIX}*"):
                 log.info("standin store: removing interrupted write %s", stray)
                 stray.unlink()

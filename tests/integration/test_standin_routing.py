@@ -80,7 +80,7 @@ def test_unimplemented_object_request_is_501_and_changes_nothing(standin, cos, s
 
 @pytest.mark.parametrize(
     ("method", "params"),
-    [("DELETE", {}), ("PUT", {"cors": ""}), ("GET", {"versions": ""}), ("PUT", {"lifecycle": ""}),
+    [("DELETE", {}), ("PUT", {"website": ""}), ("GET", {"versions": ""}), ("PUT", {"lifecycle": ""}),
      ("DELETE", {"tagging": ""}), ("POST", {"uploads": ""}), ("GET", {"acl": ""})],
 )
 def test_unimplemented_bucket_request_is_501(standin, cos, stored: str, method: str, params: dict):  # type: ignore[no-untyped-def]
