@@ -70,6 +70,8 @@ class LocalStack:
         appid, region = configured_location(self.spec)
         base = options.settings or standin_settings(options.data_dir)
         self.settings = dataclasses.replace(base, appid=appid or base.appid, region=region or base.region)
+        if self.spec.triggers and self.settings.default_bucket is None:
+            self.settings = dataclasses.replace(self.settings, default_bucket=self.spec.triggers[0].bucket)
         self.trigger: TriggerDispatcher | None = None
         self.standin = StandIn(self.settings, engine=options.engine, on_object_created=self._on_object_created,
                                host=options.host, port=options.port, faults=options.faults)

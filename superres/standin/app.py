@@ -11,6 +11,7 @@ they serve, each registering its own route (`routing.py`).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import time
@@ -30,7 +31,7 @@ from superres.standin.handlers import Cors, Services, handler_groups
 from superres.standin.hosts import Hosts
 from superres.standin.multipart import MultipartUploads
 from superres.standin.request import CosRequest
-from superres.standin.routing import Router
+from superres.standin.routing import Bound, Router
 from superres.standin.store import ObjectStore, validate_key
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("superres.standin")
 
 COS_SERVER = "tencent-cos"
+# The methods COS serves; any other answers 405 MethodNotAllowed (not 501, which SDKs retry).
+_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"})
 
 
 def create_app(
@@ -102,9 +105,9 @@ class CosService:
             req = self._parse(http, request_id)
             bucket, key = req.bucket, req.key
             server = CI_SERVER if _is_ci_request(req) else COS_SERVER
-            bound = self.router.find(req.method, req.key, req.params, req.headers)
-            if bound.route.signed:
-                self._authenticate(req)
+            if req.method not in _METHODS:
+                raise CosError(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+            bound = self._route_authenticated(req)
             if req.key:
                 validate_key(req.key)
             if bound.route.needs_bucket:
@@ -173,6 +176,25 @@ class CosService:
             http=http,
         )
 
+    def _route_authenticated(self, req: CosRequest) -> Bound:
+        """Authenticate first, as COS does: a signed request is checked before it is routed, so a tampered
+        request is refused for its signature whatever it asks for; an unsigned one reaches only unsigned routes
+        (the POST Object form, the OPTIONS preflight)."""
+        signed = req.method != "OPTIONS" and (
+            "authorization" in req.headers or authorization_from_query(req.params) is not None
+        )
+        if signed:
+            self._authenticate(req)
+        try:
+            bound = self.router.find(req.method, req.key, req.params, req.headers)
+        except CosError:
+            if not signed:
+                self._authenticate(req)  # AccessDenied: nothing unsigned is served here
+            raise
+        if bound.route.signed and not signed:
+            self._authenticate(req)
+        return bound
+
     def _authenticate(self, req: CosRequest) -> None:
         """The Authorization header, or for a presigned URL the same fields in the query string."""
         authorization = req.headers.get("authorization")
@@ -184,7 +206,14 @@ class CosService:
                 token = req.params.get("x-cos-security-token")
                 headers = {**req.headers, **({"x-cos-security-token": token} if token else {})}
         signed = SignedRequest(method=req.method, path="/" + req.key, params=params, headers=headers)
-        self._verifier.verify(authorization, signed)
+        try:
+            self._verifier.verify(authorization, signed)
+        except CosError as err:
+            # IP/Port mode: cos-python-sdk-v5 signs a presigned URL's host without its port.
+            bare = self._hosts.address_without_port(headers.get("host", ""))
+            if err.code != "SignatureDoesNotMatch" or bare is None:
+                raise
+            self._verifier.verify(authorization, dataclasses.replace(signed, headers={**headers, "host": bare}))
 
 
 def _restore_header_case(response: Response) -> None:

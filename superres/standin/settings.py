@@ -45,6 +45,9 @@ class StandinSettings:
     detect_url_max_bytes: int = 5 * 1024 * 1024
     detect_url_timeout_s: float = 10.0
     max_sr_jobs: int = field(default_factory=_default_sr_jobs)
+    # The bucket (name-appid) a Host without a bucket reaches: an IP/Port-mode request such as a presigned URL
+    # made by cos-python-sdk-v5 with IP= (None: such a Host answers 400 InvalidURI).
+    default_bucket: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))

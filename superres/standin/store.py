@@ -42,6 +42,9 @@ _COPY_CHUNK = 1024 * 1024
 # Characters XML 1.0 cannot carry (C0 controls but tab, LF, CR; U+FFFE/U+FFFF). COS refuses keys with control
 # characters; refusing them here keeps every listing and result XML well-formed.
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# COS's object overview (436/13324) forbids, among the control characters, only CAN, EM, SUB and ESC in keys;
+# other controls are stored, and listings carry them escaped unless asked for encoding-type=url.
+_KEY_FORBIDDEN = re.compile(r"[\x18-\x1b]")
 _TMP_PREFIX = ".tmp-"
 _BUCKET_DIR = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-\d+$")
 
@@ -98,8 +101,8 @@ class _BucketIndex:
 def validate_key(key: str) -> None:
     if not key:
         raise CosError(400, "InvalidArgument", "The object key must not be empty.")
-    if _XML_ILLEGAL.search(key):
-        raise CosError(400, "InvalidObjectName", "The object key must not contain ASCII control characters.")
+    if _KEY_FORBIDDEN.search(key):
+        raise CosError(400, "InvalidObjectName", "The object key must not contain CAN, EM, SUB or ESC (0x18-0x1B).")
     try:
         size = len(key.encode("utf-8"))
     except UnicodeEncodeError:

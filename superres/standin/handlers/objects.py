@@ -62,9 +62,9 @@ class Objects:
                 raise precondition_failed()
             headers = http_rules.object_headers(info)
             if status == 304:
+                # RFC 9110 15.4.5: a 304 carries the headers a 200 would (Content-Length included) and no body.
                 handle.close()
-                headers.pop("Content-Length")
-                return Response(status_code=304, headers=headers)
+                return Response(b"", status_code=304, headers=headers, media_type=None)
             if info.storage_class in ("ARCHIVE", "DEEP_ARCHIVE"):
                 raise CosError(403, "InvalidObjectState", "The object is archived; restore it before reading.")
             span = http_rules.parse_range(req.headers.get("range"), info.size)
@@ -85,8 +85,6 @@ class Objects:
         info = await run_in_threadpool(self._s.store.head, req.bucket, req.key)
         status = http_rules.check_conditions(req.headers, info)
         headers = http_rules.object_headers(info)
-        if status == 304:
-            headers.pop("Content-Length")
         # A HEAD answer carries no body, so a 412 is the bare status, as COS sends it.
         return Response(b"", status_code=status or 200, headers=headers, media_type=None)
 
