@@ -33,10 +33,11 @@ from superres.standin.multipart import MultipartUploads
 from superres.standin.request import CosRequest
 from superres.standin.routing import Bound, Router
 from superres.standin.store import ObjectStore, validate_key
+from superres.standin.sts import StsApi, TokenAuthority
 
 if TYPE_CHECKING:
     from superres.sr import Engine
-    from superres.standin.settings import StandinSettings
+    from superres.standin.settings import Credential, StandinSettings
 
 log = logging.getLogger("superres.standin")
 
@@ -56,13 +57,16 @@ def create_app(
     events = EventSink(on_object_created)
     hosts = Hosts(settings, store)
     ci = CloudInfinite(settings, store, events, engine)
-    services = Services(settings, store, MultipartUploads(store), events, ci, hosts)
-    service = CosService(services)
+    tokens = TokenAuthority(settings.data_dir)
+    verifier = SignatureVerifier(settings.credentials, temp_keys=tokens)
+    services = Services(settings, store, MultipartUploads(store), events, ci, hosts, verifier)
+    service = CosService(services, StsApi(settings.credentials, dict(settings.roles), tokens))
     app = Starlette()
     # Every method and every path (even one holding a line feed) reaches the service, which answers COS XML.
     app.router.default = service
     app.state.store = store
     app.state.service = service
+    app.state.sts = tokens  # issues temporary keys (the local SCF runtime hands the function its role's)
     return app
 
 
@@ -81,15 +85,19 @@ class CosService:
     asynchronously; a callback that does slow work should queue it.
     """
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, sts: StsApi) -> None:
         self._services = services
         self._hosts = services.hosts
-        self._verifier = SignatureVerifier(services.settings.credentials)
+        self._verifier = services.verifier
+        self._sts = sts
         self._cors = Cors(services)
         self.router = Router(handler_groups(services, self._cors))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
+            return
+        if any(name == b"x-tc-action" for name, _ in scope["headers"]):
+            await self._sts(scope, receive, send)  # a Tencent Cloud API call (STS) rather than COS
             return
         response = await self.dispatch(Request(scope, receive))
         await response(scope, receive, send)
@@ -107,7 +115,9 @@ class CosService:
             server = CI_SERVER if _is_ci_request(req) else COS_SERVER
             if req.method not in _METHODS:
                 raise CosError(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
-            bound = self._route_authenticated(req)
+            req, bound = self._route_authenticated(req)
+            if bound.route.action:
+                req.authorize(bound.route.action, req.bucket, req.key)
             if req.key:
                 validate_key(req.key)
             if bound.route.needs_bucket:
@@ -176,7 +186,7 @@ class CosService:
             http=http,
         )
 
-    def _route_authenticated(self, req: CosRequest) -> Bound:
+    def _route_authenticated(self, req: CosRequest) -> tuple[CosRequest, Bound]:
         """Authenticate first, as COS does: a signed request is checked before it is routed, so a tampered
         request is refused for its signature whatever it asks for; an unsigned one reaches only unsigned routes
         (the POST Object form, the OPTIONS preflight)."""
@@ -184,7 +194,8 @@ class CosService:
             "authorization" in req.headers or authorization_from_query(req.params) is not None
         )
         if signed:
-            self._authenticate(req)
+            credential = self._authenticate(req)
+            req = dataclasses.replace(req, authorize=self._services.authorizer(credential, req))
         try:
             bound = self.router.find(req.method, req.key, req.params, req.headers)
         except CosError:
@@ -193,27 +204,29 @@ class CosService:
             raise
         if bound.route.signed and not signed:
             self._authenticate(req)
-        return bound
+        return req, bound
 
-    def _authenticate(self, req: CosRequest) -> None:
+    def _authenticate(self, req: CosRequest) -> Credential:
         """The Authorization header, or for a presigned URL the same fields in the query string."""
         authorization = req.headers.get("authorization")
         params, headers = req.params, req.headers
         if not authorization:
             authorization = authorization_from_query(req.params)
             if authorization is not None:
-                params = {k: v for k, v in req.params.items() if k not in PRESIGN_PARAMS}
+                # the token may itself be signed (q-url-param-list), so it stays among the parameters
+                params = {k: v for k, v in req.params.items()
+                          if k not in PRESIGN_PARAMS or k == "x-cos-security-token"}
                 token = req.params.get("x-cos-security-token")
                 headers = {**req.headers, **({"x-cos-security-token": token} if token else {})}
         signed = SignedRequest(method=req.method, path="/" + req.key, params=params, headers=headers)
         try:
-            self._verifier.verify(authorization, signed)
+            return self._verifier.verify(authorization, signed)
         except CosError as err:
             # IP/Port mode: cos-python-sdk-v5 signs a presigned URL's host without its port.
             bare = self._hosts.address_without_port(headers.get("host", ""))
             if err.code != "SignatureDoesNotMatch" or bare is None:
                 raise
-            self._verifier.verify(authorization, dataclasses.replace(signed, headers={**headers, "host": bare}))
+            return self._verifier.verify(authorization, dataclasses.replace(signed, headers={**headers, "host": bare}))
 
 
 def _restore_header_case(response: Response) -> None:

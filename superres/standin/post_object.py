@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,17 +40,16 @@ def _mismatch(name: str, expected: object) -> CosError:
 
 
 def verify_form(
-    fields: Mapping[str, str], credentials: Iterable[Credential], clock: Callable[[], float] = time.time
-) -> FormPolicy:
+    fields: Mapping[str, str], credential_for: Callable[[str, str | None], Credential],
+    clock: Callable[[], float] = time.time,
+) -> tuple[FormPolicy, Credential]:
     """Check the form's signature and the policy's expiry; returns the conditions to check against the upload."""
     missing = [name for name in _REQUIRED if not fields.get(name)]
     if missing:
         raise CosError(403, "AccessDenied", f"the form is missing {', '.join(missing)}")
     if fields["q-sign-algorithm"].lower() != "sha1":
         raise CosError(403, "AccessDenied", "q-sign-algorithm must be sha1")
-    credential = {c.secret_id: c for c in credentials}.get(fields["q-ak"])
-    if credential is None:
-        raise CosError(403, "InvalidAccessKeyId", "The Access Key Id you provided does not exist in our records.")
+    credential = credential_for(fields["q-ak"], fields.get("x-cos-security-token") or None)
     try:
         policy_text = base64.b64decode(fields["policy"], validate=True)
         policy = json.loads(policy_text)
@@ -87,7 +86,7 @@ def verify_form(
             if len(condition) != 3 or not all(isinstance(v, int) for v in condition[1:]):
                 raise CosError(400, "InvalidPolicyDocument", "content-length-range takes two integers")
             length_range = (condition[1], condition[2])
-    return FormPolicy(conditions, length_range)
+    return FormPolicy(conditions, length_range), credential
 
 
 def check_conditions(policy: FormPolicy, fields: Mapping[str, str], bucket: str, key: str, size: int) -> None:

@@ -38,6 +38,7 @@ class Route:
     signed: bool = True  # False: the handler checks its own signature (POST Object's form) or needs none
     needs_bucket: bool = True  # False: the bucket need not exist yet (PUT Bucket)
     any_params: bool = False  # matches whatever parameters the request carries (OPTIONS preflight)
+    action: str = ""  # the CAM action a temporary key's policy must allow on the bucket/key ("" : none)
 
     @property
     def key(self) -> RouteKey:
@@ -54,9 +55,11 @@ def route(
     signed: bool = True,
     needs_bucket: bool = True,
     any_params: bool = False,
+    action: str = "",
 ) -> Callable[[Handler], Handler]:
-    """Register the decorated handler method for one (method, target, sub-resources, copy) row."""
-    row = Route(method, target, frozenset(sub), copy, frozenset(options), signed, needs_bucket, any_params)
+    """Register the decorated handler method for one (method, target, sub-resources, copy) row; `action` is
+    the CAM action (e.g. "cos:PutObject") a temporary key needs on the request's bucket and key."""
+    row = Route(method, target, frozenset(sub), copy, frozenset(options), signed, needs_bucket, any_params, action)
 
     def mark(fn: Handler) -> Handler:
         fn.__dict__.setdefault(_MARK, []).append(row)

@@ -24,7 +24,7 @@ from .test_refusals import _snapshot
 
 
 def sample_server_policy(bucket: str, cos_key: str, *, now: int | None = None, extra: list | None = None,
-                         ak: str = DEMO_SECRET_ID) -> dict[str, str]:
+                         ak: str = DEMO_SECRET_ID, secret_key: str = DEMO_SECRET_KEY) -> dict[str, str]:
     """What the sample server's /post-policy answers (its JS, line for line: JSON.stringify is compact)."""
     now = int(time.time()) if now is None else now
     exp = now + 900
@@ -35,7 +35,7 @@ def sample_server_policy(bucket: str, cos_key: str, *, now: int | None = None, e
         "conditions": [{"q-sign-algorithm": "sha1"}, {"q-ak": ak}, {"q-sign-time": q_key_time},
                        {"bucket": bucket}, {"key": cos_key}, *(extra or [])],
     }, separators=(",", ":"))
-    sign_key = hmac.new(DEMO_SECRET_KEY.encode(), q_key_time.encode(), hashlib.sha1).hexdigest()
+    sign_key = hmac.new(secret_key.encode(), q_key_time.encode(), hashlib.sha1).hexdigest()
     string_to_sign = hashlib.sha1(policy.encode()).hexdigest()
     signature = hmac.new(sign_key.encode(), string_to_sign.encode(), hashlib.sha1).hexdigest()
     return {"cosKey": cos_key, "policy": base64.b64encode(policy.encode()).decode(), "qSignAlgorithm": "sha1",
@@ -43,9 +43,10 @@ def sample_server_policy(bucket: str, cos_key: str, *, now: int | None = None, e
 
 
 def page_post(standin: StandIn, bucket: str, answer: dict[str, str], body: bytes = b"photo bytes",
-              key: str | None = None) -> requests.Response:
-    """demo/noSDK/post_sign.html's FormData, in its order."""
-    fields = {"key": key or answer["cosKey"], "q-sign-algorithm": answer["qSignAlgorithm"], "q-ak": answer["qAk"],
+              key: str | None = None, token: str | None = None) -> requests.Response:
+    """demo/noSDK/post_sign.html's FormData, in its order (the token only when signing with a temporary key)."""
+    fields = {"key": key or answer["cosKey"], **({"x-cos-security-token": token} if token else {}),
+              "q-sign-algorithm": answer["qSignAlgorithm"], "q-ak": answer["qAk"],
               "q-key-time": answer["qKeyTime"], "q-signature": answer["qSignature"], "policy": answer["policy"]}
     return requests.post(f"{standin.endpoint_url}/", data=fields, files={"file": ("a.jpg", body, "image/jpeg")},
                          headers={"Host": standin.settings.bucket_host(bucket)}, timeout=30)

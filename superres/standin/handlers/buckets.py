@@ -20,18 +20,18 @@ class Buckets:
     def __init__(self, services: Services) -> None:
         self._s = services
 
-    @route("PUT", "bucket", needs_bucket=False)
+    @route("PUT", "bucket", needs_bucket=False, action="cos:PutBucket")
     async def create_bucket(self, req: CosRequest) -> Response:
         region = self._s.hosts.parts(req.headers.get("host", ""))[1]
         await run_in_threadpool(self._s.store.create_bucket, req.bucket, region)
         return Response(status_code=200)
 
-    @route("HEAD", "bucket")
+    @route("HEAD", "bucket", action="cos:HeadBucket")
     async def head_bucket(self, req: CosRequest) -> Response:
         region = self._s.store.bucket_region(req.bucket) or self._s.settings.region
         return Response(status_code=200, headers={"x-cos-bucket-region": region})
 
-    @route("GET", "bucket", options=_LISTING)
+    @route("GET", "bucket", options=_LISTING, action="cos:GetBucket")
     async def list_objects(self, req: CosRequest) -> Response:
         params = req.params
         enc = encoder(params)
@@ -64,7 +64,7 @@ class Buckets:
             listing["CommonPrefixes"] = [{"Prefix": enc(p)} for p in result.common_prefixes]
         return xml({"ListBucketResult": listing})
 
-    @route("POST", "bucket", sub=("delete",))
+    @route("POST", "bucket", sub=("delete",), action="cos:DeleteMultipleObjects")
     async def delete_objects(self, req: CosRequest) -> Response:
         doc = await xml_body(req, "Delete")
         quiet = xmldoc.text(doc.get("Quiet")).lower() == "true"

@@ -17,17 +17,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from superres.standin import acl as acls
-from superres.standin import http_rules, xmldoc
+from superres.standin import cam, http_rules, xmldoc
 from superres.standin.errors import CosError, invalid_argument, no_such_bucket, not_implemented
 from superres.standin.store import validate_key
 
 if TYPE_CHECKING:
+    from superres.standin.auth import SignatureVerifier
     from superres.standin.ci import CloudInfinite
     from superres.standin.events import EventSink
     from superres.standin.hosts import Hosts
     from superres.standin.multipart import MultipartUploads
     from superres.standin.request import CosRequest
-    from superres.standin.settings import StandinSettings
+    from superres.standin.settings import Credential, StandinSettings
     from superres.standin.store import ObjectInfo, ObjectStore, StagedFile
 
 READ_CHUNK = 256 * 1024
@@ -44,6 +45,29 @@ class Services:
     events: EventSink
     ci: CloudInfinite
     hosts: Hosts
+    verifier: SignatureVerifier
+
+    def credential(self, secret_id: str, token: str | None) -> Credential:
+        """The key `secret_id` names: a configured one or a temporary key STS issued (its token proves it)."""
+        return self.verifier.credential(secret_id, token)
+
+    def authorizer(self, credential: Credential, req: CosRequest) -> Callable[[str, str, str], None]:
+        """`authorize(action, bucket, key)` for requests `credential` signed: 403 AccessDenied, with nothing
+        changed, for what its policies do not allow."""
+        if credential.policies is None:
+            return lambda action, bucket, key: None
+        region = self.store.bucket_region(req.bucket) or self.settings.region
+        context = cam.request_context(req.source_ip, req.headers)
+        policies = credential.policies
+
+        def authorize(action: str, bucket: str, key: str) -> None:
+            appid = bucket.rpartition("-")[2]
+            make = cam.ci_resource if action.startswith("ci:") else cam.cos_resource
+            resource = make(region, appid, bucket, key)
+            if not all(policy.allows(action, resource, context) for policy in policies):
+                raise CosError(403, "AccessDenied", "Access Denied.")
+
+        return authorize
 
     def require_bucket(self, bucket: str) -> None:
         if not self.store.bucket_exists(bucket):

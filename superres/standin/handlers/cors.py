@@ -46,21 +46,21 @@ class Cors:
         for name, value in cors.actual_headers(self.config(req.bucket), origin, req.method).items():
             response.headers[name] = value
 
-    @route("PUT", "bucket", sub=("cors",))
+    @route("PUT", "bucket", sub=("cors",), action="cos:PutBucketCORS")
     async def put_bucket_cors(self, req: CosRequest) -> Response:
         body = await xml_body(req, "CORSConfiguration")
         config = cors.parse_config(body)
         await run_in_threadpool(self._replace, req.bucket, config)
         return Response(status_code=200)
 
-    @route("GET", "bucket", sub=("cors",))
+    @route("GET", "bucket", sub=("cors",), action="cos:GetBucketCORS")
     async def get_bucket_cors(self, req: CosRequest) -> Response:
         config = await run_in_threadpool(self.config, req.bucket)
         if config is None:
             raise CosError(404, "NoSuchCORSConfiguration", "The specified CORS configuration is not found")
         return xml(cors.config_document(config))
 
-    @route("DELETE", "bucket", sub=("cors",))
+    @route("DELETE", "bucket", sub=("cors",), action="cos:DeleteBucketCORS")
     async def delete_bucket_cors(self, req: CosRequest) -> Response:
         await run_in_threadpool(self._replace, req.bucket, None)
         return Response(status_code=204)

@@ -37,7 +37,7 @@ class Multipart:
         self._s = services
         self._uploads = services.uploads
 
-    @route("POST", "object", sub=("uploads",))
+    @route("POST", "object", sub=("uploads",), action="cos:InitiateMultipartUpload")
     async def initiate_upload(self, req: CosRequest) -> Response:
         stored = attributes(req.headers, req.key)
         if stored.pop("forbid_overwrite"):
@@ -47,7 +47,7 @@ class Multipart:
         result = {"Bucket": req.bucket, "Key": req.key, "UploadId": upload.upload_id}
         return xml({"InitiateMultipartUploadResult": result})
 
-    @route("PUT", "object", sub=_PART)
+    @route("PUT", "object", sub=_PART, action="cos:UploadPart")
     async def upload_part(self, req: CosRequest) -> Response:
         number = _part_number(req)
         upload = await run_in_threadpool(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
@@ -55,11 +55,12 @@ class Multipart:
         part = await run_in_threadpool(self._uploads.commit_part, req.bucket, upload, number, staged)
         return Response(status_code=200, headers={"ETag": part.etag})
 
-    @route("PUT", "object", sub=_PART, copy=True)
+    @route("PUT", "object", sub=_PART, copy=True, action="cos:UploadPart")
     async def upload_part_copy(self, req: CosRequest) -> Response:
         number = _part_number(req)
         upload = await run_in_threadpool(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
         src_bucket, src_key = copy_source(self._s, req)
+        req.authorize("cos:GetObject", src_bucket, src_key)
         source, handle = await run_in_threadpool(self._s.store.open, src_bucket, src_key)
         staged = self._uploads.stage_part(req.bucket, upload)
         try:
@@ -74,7 +75,7 @@ class Multipart:
         part = await run_in_threadpool(self._uploads.commit_part, req.bucket, upload, number, staged)
         return xml({"CopyPartResult": {"ETag": part.etag, "LastModified": iso(part.last_modified)}})
 
-    @route("POST", "object", sub=("uploadId",))
+    @route("POST", "object", sub=("uploadId",), action="cos:CompleteMultipartUpload")
     async def complete_upload(self, req: CosRequest) -> Response:
         if "x-cos-forbid-overwrite" in req.headers:
             raise CosError(501, "NotImplemented", "x-cos-forbid-overwrite on Complete Multipart Upload is not "
@@ -100,13 +101,14 @@ class Multipart:
             }
         )
 
-    @route("DELETE", "object", sub=("uploadId",))
+    @route("DELETE", "object", sub=("uploadId",), action="cos:AbortMultipartUpload")
     async def abort_upload(self, req: CosRequest) -> Response:
         upload = await run_in_threadpool(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
         await run_in_threadpool(self._uploads.abort, req.bucket, upload)
         return Response(status_code=204)
 
-    @route("GET", "object", sub=("uploadId",), options=("max-parts", "part-number-marker", "encoding-type"))
+    @route("GET", "object", sub=("uploadId",), options=("max-parts", "part-number-marker", "encoding-type"),
+           action="cos:ListParts")
     async def list_parts(self, req: CosRequest) -> Response:
         upload = await run_in_threadpool(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
         marker = small_int(req.params.get("part-number-marker"), 0, "part-number-marker")
@@ -138,7 +140,7 @@ class Multipart:
             del result["Part"]
         return xml({"ListPartsResult": result})
 
-    @route("GET", "bucket", sub=("uploads",), options=_UPLOAD_LISTING)
+    @route("GET", "bucket", sub=("uploads",), options=_UPLOAD_LISTING, action="cos:ListMultipartUploads")
     async def list_uploads(self, req: CosRequest) -> Response:
         params = req.params
         prefix, delimiter = params.get("prefix", ""), params.get("delimiter", "")

@@ -33,7 +33,7 @@ class Objects:
     def __init__(self, services: Services) -> None:
         self._s = services
 
-    @route("PUT", "object")
+    @route("PUT", "object", action="cos:PutObject")
     async def put_object(self, req: CosRequest) -> Response:
         stored = attributes(req.headers, req.key)
         store = self._s.store
@@ -53,7 +53,7 @@ class Objects:
         await self._s.notify(req, req.bucket, info, EVENT_PUT)
         return Response(status_code=200, headers={"ETag": info.etag})
 
-    @route("GET", "object", options=http_rules.RESPONSE_OVERRIDES)
+    @route("GET", "object", options=http_rules.RESPONSE_OVERRIDES, action="cos:GetObject")
     async def get_object(self, req: CosRequest) -> Response:
         info, handle = await run_in_threadpool(self._s.store.open, req.bucket, req.key)
         try:
@@ -80,7 +80,7 @@ class Objects:
             headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
         return StreamingResponse(read_span(handle, start, end - start + 1), status_code=status, headers=headers)
 
-    @route("HEAD", "object")
+    @route("HEAD", "object", action="cos:HeadObject")
     async def head_object(self, req: CosRequest) -> Response:
         info = await run_in_threadpool(self._s.store.head, req.bucket, req.key)
         status = http_rules.check_conditions(req.headers, info)
@@ -88,14 +88,15 @@ class Objects:
         # A HEAD answer carries no body, so a 412 is the bare status, as COS sends it.
         return Response(b"", status_code=status or 200, headers=headers, media_type=None)
 
-    @route("DELETE", "object")
+    @route("DELETE", "object", action="cos:DeleteObject")
     async def delete_object(self, req: CosRequest) -> Response:
         await run_in_threadpool(self._s.store.delete, req.bucket, req.key)
         return Response(status_code=204)
 
-    @route("PUT", "object", copy=True)
+    @route("PUT", "object", copy=True, action="cos:PutObject")
     async def copy_object(self, req: CosRequest) -> Response:
         src_bucket, src_key = copy_source(self._s, req)
+        req.authorize("cos:GetObject", src_bucket, src_key)
         directive = req.headers.get("x-cos-metadata-directive", "Copy")
         if directive not in ("Copy", "Replaced"):
             raise invalid_argument(f"x-cos-metadata-directive must be Copy or Replaced, got {directive!r}")
@@ -142,9 +143,10 @@ class Objects:
             upload = form.get("file")
             if upload is None or isinstance(upload, str):
                 raise CosError(400, "MalformedPOSTRequest", "the form needs a file field")
-            policy = post_object.verify_form(fields, self._s.settings.credentials)
+            policy, credential = post_object.verify_form(fields, self._s.credential)
             key = fields.get("key", "").replace("${filename}", upload.filename or "")
             validate_key(key)
+            self._s.authorizer(credential, req)("cos:PostObject", req.bucket, key)
             stored = attributes({**fields, "content-type": fields.get("content-type", "")}, key)
             staged = await run_in_threadpool(store.stage, req.bucket)
             try:

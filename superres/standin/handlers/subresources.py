@@ -15,12 +15,12 @@ class SubResources:
     def __init__(self, services: Services) -> None:
         self._s = services
 
-    @route("GET", "object", sub=("acl",))
+    @route("GET", "object", sub=("acl",), action="cos:GetObjectACL")
     async def get_acl(self, req: CosRequest) -> Response:
         info = await run_in_threadpool(self._s.store.head, req.bucket, req.key)
         return xml(acls.acl_document(info.acl, self._s.settings.appid))
 
-    @route("PUT", "object", sub=("acl",))
+    @route("PUT", "object", sub=("acl",), action="cos:PutObjectACL")
     async def put_acl(self, req: CosRequest) -> Response:
         acl = acls.acl_from_headers(req.headers)
         if acl is None:
@@ -28,18 +28,18 @@ class SubResources:
         await run_in_threadpool(lambda: self._s.store.update(req.bucket, req.key, acl=acl))
         return Response(status_code=200)
 
-    @route("GET", "object", sub=("tagging",))
+    @route("GET", "object", sub=("tagging",), action="cos:GetObjectTagging")
     async def get_tagging(self, req: CosRequest) -> Response:
         info = await run_in_threadpool(self._s.store.head, req.bucket, req.key)
         return xml(acls.tagging_document(info.tags))
 
-    @route("PUT", "object", sub=("tagging",))
+    @route("PUT", "object", sub=("tagging",), action="cos:PutObjectTagging")
     async def put_tagging(self, req: CosRequest) -> Response:
         tags = acls.tags_from_xml(await xml_body(req, "Tagging"))
         await run_in_threadpool(lambda: self._s.store.update(req.bucket, req.key, tags=tags))
         return Response(status_code=200)
 
-    @route("DELETE", "object", sub=("tagging",))
+    @route("DELETE", "object", sub=("tagging",), action="cos:DeleteObjectTagging")
     async def delete_tagging(self, req: CosRequest) -> Response:
         await run_in_threadpool(lambda: self._s.store.update(req.bucket, req.key, tags={}))
         return Response(status_code=204)
