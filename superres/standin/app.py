@@ -117,7 +117,10 @@ class CosService:
                 raise CosError(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
             req, bound = self._route_authenticated(req)
             if bound.route.action:
-                req.authorize(bound.route.action, req.bucket, req.key)
+                # A listing is authorised on the prefix it lists (Tencent's STS samples grant
+                # ListMultipartUploads on `<bucket>/<prefix>*`; cos-js-sdk-v5 lists its key's uploads to resume).
+                target = req.key or (req.params.get("prefix", "") if bound.route.options >= {"prefix"} else "")
+                req.authorize(bound.route.action, req.bucket, target)
             if req.key:
                 validate_key(req.key)
             if bound.route.needs_bucket:
