@@ -168,6 +168,12 @@ class StagedFile:
         self._file.flush()
         return self.path.read_bytes()
 
+    def reader(self) -> BinaryIO:
+        """The bytes received so far, streamed (the caller closes it)."""
+        assert self._file is not None
+        self._file.flush()
+        return open(self.path, "rb")  # noqa: SIM115
+
     def commit(self, target: Path) -> None:
         assert self._file is not None
         self._file.flush()

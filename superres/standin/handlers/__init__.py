@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from superres.standin.handlers.append import Append
 from superres.standin.handlers.buckets import Buckets
 from superres.standin.handlers.ci import CloudInfiniteRoutes
 from superres.standin.handlers.common import Services
@@ -14,7 +15,7 @@ from superres.standin.handlers.subresources import SubResources
 def handler_groups(services: Services, cors: Cors) -> list[object]:
     """Every handler group; `routing.Router` builds the table from their registrations."""
     return [Buckets(services), Objects(services), Multipart(services), SubResources(services),
-            CloudInfiniteRoutes(services), cors]
+            CloudInfiniteRoutes(services), Append(services), cors]
 
 
 __all__ = ["Cors", "Services", "handler_groups"]
