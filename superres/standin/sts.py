@@ -10,7 +10,9 @@ the stand-in enforces (spec: web-upload-and-deploy-api.md, section 3).
 - GetFederationToken: Name (letters, digits, `-_.@,+=`), Policy (URL-encoded CAM policy, required), DurationSeconds
   (default 1800, at most 7200 as for a root account). AssumeRole: RoleArn naming a role the stand-in knows
   (`qcs::cam::uin/<uin>:roleName/<name>`), RoleSessionName, DurationSeconds (default 7200, at most 43200), and an
-  optional Policy: the key's rights are the role's policy intersected with it.
+  optional Policy: the key's rights are the role's policy intersected with it. Both are signed with one of the
+  stand-in's permanent keys (its configured SecretIds); a temporary key asking is AuthFailure.SecretIdNotFound.
+- Errors come back as the SDK expects them: HTTP 200 with `{"Response": {"Error": {"Code", "Message"}}}`.
 """
 
 from __future__ import annotations
