@@ -8,6 +8,8 @@ NODE_CLIENT := tests/clients/node
 NODE_STAMP := $(NODE_CLIENT)/node_modules/.installed-stamp
 DEPLOY_HARNESS := tests/deploy/harness
 DEPLOY_STAMP := $(DEPLOY_HARNESS)/node_modules/.installed-stamp
+BROWSER_CLIENT := tests/clients/browser
+BROWSER_STAMP := $(BROWSER_CLIENT)/node_modules/.installed-stamp
 
 .PHONY: help venv test test-slow test-all demo bench bench-readme layer lint clean
 
@@ -41,13 +43,20 @@ $(DEPLOY_STAMP): $(DEPLOY_HARNESS)/package.json $(DEPLOY_HARNESS)/package-lock.j
 	cd $(DEPLOY_HARNESS) && npm ci --no-audit --no-fund --ignore-scripts
 	touch $(DEPLOY_STAMP)
 
-test: $(STAMP) $(NODE_STAMP) $(DEPLOY_STAMP)
+# puppeteer-core and cos-js-sdk-v5, pinned by the lockfile: tests/clients/test_browser_upload.py drives a web upload
+# page in Debian's chromium (installed by .ci/run). --ignore-scripts: puppeteer-core downloads nothing; the SDK's
+# postinstall only checks for patches.
+$(BROWSER_STAMP): $(BROWSER_CLIENT)/package.json $(BROWSER_CLIENT)/package-lock.json
+	cd $(BROWSER_CLIENT) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $(BROWSER_STAMP)
+
+test: $(STAMP) $(NODE_STAMP) $(DEPLOY_STAMP) $(BROWSER_STAMP)
 	$(PY) -m pytest -m "not slow" -q
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no slow tests selected"; else exit $$rc; fi
 
-test-all: $(STAMP) $(NODE_STAMP) $(DEPLOY_STAMP)
+test-all: $(STAMP) $(NODE_STAMP) $(DEPLOY_STAMP) $(BROWSER_STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
@@ -67,4 +76,5 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check handler superres tests bench
 
 clean:
-	rm -rf $(VENV) demo-out layers/dist layers/build .superres $(NODE_CLIENT)/node_modules $(DEPLOY_HARNESS)/node_modules
+	rm -rf $(VENV) demo-out layers/dist layers/build .superres $(NODE_CLIENT)/node_modules $(DEPLOY_HARNESS)/node_modules \
+		$(BROWSER_CLIENT)/node_modules

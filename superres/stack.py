@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .scf.container import ContainerOptions, FunctionContainer
 from .scf.event_queue import MAX_EVENT_AGE_S, MAX_QUEUED_EVENTS, EventQueue
+from .scf.role import role_keys, role_policy
 from .scf.serverless import FunctionSpec, load_function_spec
 from .scf.trigger import StopSummary, TriggerDispatcher
 from .standin.events import ObjectCreated
@@ -44,6 +45,10 @@ class StackOptions:
     injections: tuple[str, ...] = ()  # inject SPECs (superres.standin.faults.rules)
     inject_file: Path | None = None  # one SPEC per line, re-read when it changes
     clock_skew_s: float = 0.0  # storage clock (Last-Modified, Date) minus real time; events keep real time
+    # The execution role's policy the function's temporary keys carry (superres.scf.role); None: the one
+    # `superres cam-policy` writes for this configuration. role_keys=False hands it the stand-in's first key.
+    role_policy: dict | None = None
+    role_keys: bool = True
 
 
 def standin_settings(
@@ -75,7 +80,10 @@ class LocalStack:
         appid, region = configured_location(self.spec)
         base = options.settings or standin_settings(options.data_dir)
         self.settings = dataclasses.replace(base, appid=appid or base.appid, region=region or base.region)
+        if self.spec.triggers and self.settings.default_bucket is None:
+            self.settings = dataclasses.replace(self.settings, default_bucket=self.spec.triggers[0].bucket)
         self.trigger: TriggerDispatcher | None = None
+        self._role_env: dict[str, str] | None = None
         self.standin = StandIn(self.settings, engine=options.engine, on_object_created=self._on_object_created,
                                host=options.host, port=options.port, faults=options.faults,
                                request_log=options.request_log, injections=options.injections,
@@ -127,14 +135,24 @@ class LocalStack:
         """A cos-python-sdk-v5 client pointed at the stand-in with the stand-in's first key."""
         return self.standin.client()
 
-    def function_env(self, *, endpoint: bool = True) -> dict[str, str]:
-        """What the function sees besides serverless.yml: the role's keys and the local endpoint."""
-        cred = self.settings.credentials[0]
-        env = {"TENCENTCLOUD_SECRETID": cred.secret_id, "TENCENTCLOUD_SECRETKEY": cred.secret_key,
-               **({"COS_ENDPOINT_URL": self.standin.endpoint_url} if endpoint else {}), **self.options.function_env}
-        if cred.token:
-            env["TENCENTCLOUD_SESSIONTOKEN"] = cred.token
-        return env
+    def function_env(self, *, endpoint: bool = True, role: bool = False) -> dict[str, str]:
+        """What the function sees besides serverless.yml: keys and the local endpoint. With `role`, the keys are
+        its execution role's temporary keys, as SCF hands them (the trigger and `container()` run it so);
+        without, the stand-in's first key (what tooling such as backfill or replay signs with)."""
+        if role and self.options.role_keys:
+            keys = self._role_keys()
+        else:
+            cred = self.settings.credentials[0]
+            keys = {"TENCENTCLOUD_SECRETID": cred.secret_id, "TENCENTCLOUD_SECRETKEY": cred.secret_key,
+                    **({"TENCENTCLOUD_SESSIONTOKEN": cred.token} if cred.token else {})}
+        return {**keys, **({"COS_ENDPOINT_URL": self.standin.endpoint_url} if endpoint else {}),
+                **self.options.function_env}
+
+    def _role_keys(self) -> dict[str, str]:
+        if self._role_env is None:
+            policy = self.options.role_policy or role_policy(self.spec, self.options.function_env)
+            self._role_env = role_keys(self.settings.data_dir, policy)
+        return self._role_env
 
     def check_function_settings(self) -> None:
         """Load the function's settings as its cold start will (serverless.yml's variables, this stack's
@@ -146,8 +164,9 @@ class LocalStack:
 
     def container(self, **overrides: object) -> FunctionContainer:
         """A fresh function instance wired to this stand-in (replay uses one)."""
-        return FunctionContainer(self.spec, ContainerOptions(env=self.function_env(), appid=self.settings.appid,
-                                                             **overrides))  # type: ignore[arg-type]
+        options = ContainerOptions(env=self.function_env(role=True), appid=self.settings.appid,
+                                   **overrides)  # type: ignore[arg-type]
+        return FunctionContainer(self.spec, options)
 
     def _dispatcher(self) -> TriggerDispatcher:
         """The COS trigger on its durable queue, DATA/trigger.db. (The function's COS_ENDPOINT_URL needs the
@@ -155,7 +174,7 @@ class LocalStack:
         queue = EventQueue(self.options.data_dir / "trigger.db", max_event_age_s=self.options.max_event_age_s,
                            max_events=self.options.max_queued_events)
         return TriggerDispatcher(
-            self.spec, ContainerOptions(env=self.function_env(), appid=self.settings.appid),
+            self.spec, ContainerOptions(env=self.function_env(role=True), appid=self.settings.appid),
             region=self.settings.region, instances=self.options.instances,
             retry_interval_s=self.options.retry_interval_s, queue=queue,
             log_path=self.options.data_dir / "function-log.jsonl", on_log=self.options.on_log, start=False,

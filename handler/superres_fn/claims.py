@@ -102,12 +102,12 @@ def is_live(state: ObjectState, default_ttl_s: float, wall: Callable[[], float] 
     return age <= ttl + _GRANULARITY_S
 
 
-def release(ops: ClaimOps, held: Held) -> list[str]:
-    """Delete the chain, root first, each key once; the keys that could not be deleted (they expire)."""
-    failed: list[str] = []
+def release(ops: ClaimOps, held: Held) -> list[tuple[str, str]]:
+    """Delete the chain, root first, each key once; (key, error code) of those not deleted (they expire)."""
+    failed: list[tuple[str, str]] = []
     for key in held.chain:
         try:
             ops.delete_once(key)
-        except SuperresError:  # a claim left behind expires; the caller reports it
-            failed.append(key)
+        except SuperresError as exc:  # a claim left behind expires; the caller reports it
+            failed.append((key, exc.code))
     return failed

@@ -141,7 +141,8 @@ class RecordRun:
             return
         failed = claims.release(self._claim_ops(bucket), held)
         if failed:
-            self.line["warning"] = f"claim {failed[0]!r} not released; it expires"
+            key, code = failed[0]
+            self.line["warning"] = f"claim {key!r} not released ({code}); it expires"
 
     # -- the work -------------------------------------------------------------------------------------------------
 

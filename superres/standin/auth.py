@@ -19,10 +19,14 @@ import hmac
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from superres.standin.errors import CosError
 from superres.standin.settings import Credential
+
+if TYPE_CHECKING:
+    from superres.standin.sts import TokenAuthority
 
 _TOKEN_HEADERS = ("x-cos-security-token", "x-ci-security-token")
 _REQUIRED_FIELDS = ("q-sign-algorithm", "q-ak", "q-sign-time", "q-key-time", "q-signature")
@@ -125,17 +129,26 @@ def sign(secret_key: str, key_time: str, sign_time: str, format_string: str) -> 
 class SignatureVerifier:
     """Checks an Authorization header against the configured credentials."""
 
-    def __init__(self, credentials: Iterable[Credential], clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, credentials: Iterable[Credential], clock: Callable[[], float] = time.time,
+                 temp_keys: TokenAuthority | None = None) -> None:
         self._by_id = {c.secret_id: c for c in credentials}
         self._clock = clock
+        self._temp_keys = temp_keys
+
+    def credential(self, secret_id: str, token: str | None) -> Credential:
+        """A configured key, else a temporary key STS issued (recognised by its token), else InvalidAccessKeyId."""
+        credential = self._by_id.get(secret_id)
+        if credential is not None:
+            return credential
+        if self._temp_keys is None:
+            raise CosError(403, "InvalidAccessKeyId", "The Access Key Id you provided does not exist in our records.")
+        return self._temp_keys.resolve(secret_id, token)
 
     def verify(self, authorization: str | None, request: SignedRequest) -> Credential:
         if not authorization:
             raise CosError(403, "AccessDenied", "Access Denied. The request carries no Authorization header.")
         fields = parse_authorization(authorization)
-        credential = self._by_id.get(fields.secret_id)
-        if credential is None:
-            raise CosError(403, "InvalidAccessKeyId", "The Access Key Id you provided does not exist in our records.")
+        credential = self.credential(fields.secret_id, _token(request.headers))
         self._check_window(fields)
         self._check_token(credential, request.headers)
         expected = sign(credential.secret_key, fields.key_time, fields.sign_time_raw, http_string(request, fields))
@@ -157,8 +170,7 @@ class SignatureVerifier:
     def _check_token(credential: Credential, headers: Mapping[str, str]) -> None:
         if credential.token is None:
             return
-        lowered = {k.lower(): v for k, v in headers.items()}
-        sent = next((lowered[h] for h in _TOKEN_HEADERS if h in lowered), None)
+        sent = _token(headers)
         if sent is None:
             raise CosError(
                 403,
@@ -167,3 +179,8 @@ class SignatureVerifier:
             )
         if not hmac.compare_digest(sent.encode(), credential.token.encode()):
             raise CosError(403, "ExpiredToken", "The provided token is not valid for this SecretId.")
+
+
+def _token(headers: Mapping[str, str]) -> str | None:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return next((lowered[h] for h in _TOKEN_HEADERS if h in lowered), None)

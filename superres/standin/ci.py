@@ -109,6 +109,7 @@ class CloudInfinite:
         process = req.params.get("ci-process")
         if process != CI_PROCESS:
             raise invalid_argument(f"unsupported ci-process {process!r}; this stand-in implements {CI_PROCESS}")
+        authorize_super_resolution(req)
         magnify = parse_magnify(req.params.get("magnify"))
         detect_url = req.params.get("detect-url")
         if detect_url:
@@ -158,7 +159,18 @@ class CloudInfinite:
         for rule in ops.rules:
             if rule.bucket is not None and not self._store.bucket_exists(rule.bucket):
                 raise no_such_bucket(rule.bucket, f"destination bucket {rule.bucket} does not exist")
+        self._authorize(req, ops)
         return ops
+
+    @staticmethod
+    def _authorize(req: CosRequest, ops: PicOperations) -> None:
+        """A temporary key needs cos:PutObject on every destination and, for a super-resolution rule, the CI
+        action on the source; the docs name it ci:CreateAISuperResolutionJob (436/83800) or
+        ci:CreateSuperResolutionJob (460/83793), so either one grants it."""
+        for rule in ops.rules:
+            req.authorize("cos:PutObject", rule.bucket or req.bucket, rule.key)
+        if any(rule.magnify is not None for rule in ops.rules):
+            authorize_super_resolution(req)
 
     async def _read_source(self, req: CosRequest, limits: InputLimits) -> bytes:
         """A stored source, refused by its recorded size before any byte is read."""
@@ -262,6 +274,13 @@ class CloudInfinite:
 
     def _location(self, bucket: str, key: str) -> str:
         return f"{self._settings.bucket_host(bucket)}/{key}"
+
+
+def authorize_super_resolution(req: CosRequest) -> None:
+    try:
+        req.authorize("ci:CreateAISuperResolutionJob", req.bucket, req.key)
+    except CosError:
+        req.authorize("ci:CreateSuperResolutionJob", req.bucket, req.key)
 
 
 def _limits(ops: PicOperations) -> InputLimits:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from superres.standin.xmldoc import render
+
 
 class CosError(Exception):
     """An error the stand-in answers with, exactly like COS: `<Error><Code/>...</Error>`."""
@@ -28,8 +30,6 @@ class CosError(Exception):
                 "TraceId": trace_id or request_id,
             }
         }
-        from superres.standin.xmldoc import render  # xmldoc raises CosError itself
-
         return render(body)
 
     def to_response(self, request_id: str) -> Response:

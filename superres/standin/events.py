@@ -12,6 +12,7 @@ EVENT_PUT = "cos:ObjectCreated:Put"
 EVENT_POST = "cos:ObjectCreated:Post"
 EVENT_COPY = "cos:ObjectCreated:Copy"
 EVENT_COMPLETE_MULTIPART = "cos:ObjectCreated:CompleteMultipartUpload"
+EVENT_APPEND = "cos:ObjectCreated:Append"
 
 
 @dataclass(frozen=True)

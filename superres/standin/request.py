@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from superres.standin.events import EVENT_PUT, ObjectCreated
@@ -23,6 +24,9 @@ class CosRequest:
     request_id: str
     source_ip: str
     http: Request
+    # Refuses (403 AccessDenied) what the signer's policy does not allow: (CAM action, bucket, key). Set once the
+    # request is authenticated; a permanent key, or an unsigned request, is not limited by a policy.
+    authorize: Callable[[str, str, str], None] = field(default=lambda action, bucket, key: None)
 
     @property
     def authorization(self) -> str:

@@ -6,6 +6,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from superres.standin.cam import Policy
 
 # Documented demo keys: the stand-in accepts these out of the box so `superres local` works with no setup.
 # They guard nothing real; a deployment uses its own keys against the real COS.
@@ -19,11 +23,16 @@ _BUCKET_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 
 @dataclass(frozen=True)
 class Credential:
-    """One SecretId/SecretKey pair; `token` makes it a temporary key that must send its session token."""
+    """One SecretId/SecretKey pair; `token` makes it a temporary key that must send its session token.
+
+    A key STS issued also carries its CAM policies (every one must allow a request) and its expiry; None:
+    a key with every right on the stand-in (the account's own keys)."""
 
     secret_id: str
     secret_key: str
     token: str | None = None
+    policies: tuple[Policy, ...] | None = None
+    expires: int | None = None
 
     def __repr__(self) -> str:  # never print secrets, even in a traceback
         return f"Credential(secret_id={self.secret_id!r}, secret_key=***, token={'***' if self.token else None})"
@@ -45,6 +54,11 @@ class StandinSettings:
     detect_url_max_bytes: int = 5 * 1024 * 1024
     detect_url_timeout_s: float = 10.0
     max_sr_jobs: int = field(default_factory=_default_sr_jobs)
+    # The bucket (name-appid) a Host without a bucket reaches: an IP/Port-mode request such as a presigned URL
+    # made by cos-python-sdk-v5 with IP= (None: such a Host answers 400 InvalidURI).
+    default_bucket: str | None = None
+    # CAM roles AssumeRole can take: (role name, policy JSON), e.g. the function's execution role.
+    roles: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))

@@ -4,6 +4,7 @@ Layout under `data_dir`:
     <bucket>/bucket.json          the bucket exists once this marker is in place
     <bucket>/data/<h>-<uuid>.bin  object bytes; a fresh unique name per write
     <bucket>/meta/<h>.json        the object's metadata, naming its data file; <h> = sha256(key)
+    <bucket>/config/<name>.json   a bucket configuration (e.g. cors), replaced whole
 
 Keys never become paths (they may hold '..', '%', '#', emoji): files are named by the key's hash.
 
@@ -41,6 +42,9 @@ _COPY_CHUNK = 1024 * 1024
 # Characters XML 1.0 cannot carry (C0 controls but tab, LF, CR; U+FFFE/U+FFFF). COS refuses keys with control
 # characters; refusing them here keeps every listing and result XML well-formed.
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# COS's object overview (436/13324) forbids, among the control characters, only CAN, EM, SUB and ESC in keys;
+# other controls are stored, and listings carry them escaped unless asked for encoding-type=url.
+_KEY_FORBIDDEN = re.compile(r"[\x18-\x1b]")
 _TMP_PREFIX = ".tmp-"
 _BUCKET_DIR = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-\d+$")
 
@@ -97,8 +101,8 @@ class _BucketIndex:
 def validate_key(key: str) -> None:
     if not key:
         raise CosError(400, "InvalidArgument", "The object key must not be empty.")
-    if _XML_ILLEGAL.search(key):
-        raise CosError(400, "InvalidObjectName", "The object key must not contain ASCII control characters.")
+    if _KEY_FORBIDDEN.search(key):
+        raise CosError(400, "InvalidObjectName", "The object key must not contain CAN, EM, SUB or ESC (0x18-0x1B).")
     try:
         size = len(key.encode("utf-8"))
     except UnicodeEncodeError:
@@ -164,6 +168,12 @@ class StagedFile:
         self._file.flush()
         return self.path.read_bytes()
 
+    def reader(self) -> BinaryIO:
+        """The bytes received so far, streamed (the caller closes it)."""
+        assert self._file is not None
+        self._file.flush()
+        return open(self.path, "rb")  # noqa: SIM115
+
     def commit(self, target: Path) -> None:
         assert self._file is not None
         self._file.flush()
@@ -226,6 +236,30 @@ class ObjectStore:
     def buckets(self) -> list[str]:
         with self._lock:
             return sorted(self._buckets)
+
+    def bucket_config(self, bucket: str, name: str) -> dict | None:
+        """A bucket configuration document (`name` like "cors"), None when none is set."""
+        path = self._config_path(bucket, name)
+        with self._lock:
+            try:
+                return json.loads(path.read_text("utf-8"))
+            except FileNotFoundError:
+                return None
+
+    def set_bucket_config(self, bucket: str, name: str, doc: dict | None) -> None:
+        """Replace a bucket configuration durably (None deletes it)."""
+        path = self._config_path(bucket, name)
+        with self._lock:
+            if doc is None:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                return
+            path.parent.mkdir(exist_ok=True)
+            _write_atomically(path, json.dumps(doc).encode("utf-8"))
+
+    def _config_path(self, bucket: str, name: str) -> Path:
+        self._index(bucket)
+        return self._root / bucket / "config" / f"{name}.json"
 
     # ---- objects -------------------------------------------------------------------------------
     def put(
@@ -430,7 +464,7 @@ class ObjectStore:
         data_dir.mkdir(exist_ok=True)
         meta_dir.mkdir(exist_ok=True)
         upload_dirs = [d for d in (bucket_dir / "uploads").glob("*") if d.is_dir()]
-        for directory in (bucket_dir, data_dir, meta_dir, *upload_dirs):
+        for directory in (bucket_dir, data_dir, meta_dir, bucket_dir / "config", *upload_dirs):
             for stray in directory.glob(f"{_TMP_PREFIX}*"):
                 log.info("standin store: removing interrupted write %s", stray)
                 stray.unlink()

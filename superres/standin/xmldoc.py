@@ -1,4 +1,6 @@
-"""COS XML in and out: one place that renders well-formed documents and parses request bodies safely."""
+"""COS XML in and out: one place that renders well-formed documents and parses request bodies safely.
+
+It knows nothing of COS errors (errors.py renders through it); callers turn BadXmlBody into a CosError."""
 
 from __future__ import annotations
 
@@ -7,8 +9,6 @@ from typing import Any
 from xml.parsers.expat import ExpatError
 
 import xmltodict
-
-from superres.standin.errors import CosError
 
 MAX_XML_BODY = 2 * 1024 * 1024
 # XML 1.0 cannot carry these even as character references; they are shown escaped instead (keys holding them are
@@ -35,16 +35,24 @@ def render(doc: dict[str, Any]) -> bytes:
     return xmltodict.unparse(_leaves(doc), encoding="utf-8").encode("utf-8")
 
 
+class BadXmlBody(ValueError):
+    """A request body that is not the document asked for; `code` is the COS error code to answer with."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def parse(body: bytes, root: str) -> dict[str, Any]:
-    """A request body that must be `<root>...</root>`; anything else is 400 MalformedXML."""
+    """A request body that must be `<root>...</root>`; anything else raises BadXmlBody (400 MalformedXML)."""
     if len(body) > MAX_XML_BODY:
-        raise CosError(400, "EntityTooLarge", f"the XML body exceeds {MAX_XML_BODY} bytes")
+        raise BadXmlBody("EntityTooLarge", f"the XML body exceeds {MAX_XML_BODY} bytes")
     try:
         doc = xmltodict.parse(body, disable_entities=True)
     except (ExpatError, ValueError, UnicodeError) as exc:
-        raise CosError(400, "MalformedXML", f"the XML you provided was not well-formed: {exc}") from None
+        raise BadXmlBody("MalformedXML", f"the XML you provided was not well-formed: {exc}") from None
     if not isinstance(doc, dict) or root not in doc:
-        raise CosError(400, "MalformedXML", f"the XML you provided must have <{root}> as its root element")
+        raise BadXmlBody("MalformedXML", f"the XML you provided must have <{root}> as its root element")
     node = doc[root]
     return node if isinstance(node, dict) else {}
 

@@ -26,9 +26,11 @@ import pytest
 from PIL import Image
 
 from superres.scf.container import ContainerOptions, FunctionContainer, InvokeResult
+from superres.scf.role import role_policy
+from superres.scf.serverless import load_function_spec
 from superres.scf.trigger import Delivery
 from superres.sr import load_engine
-from superres.stack import LocalStack, StackOptions
+from superres.stack import PROJECT_ROOT, LocalStack, StackOptions
 from superres.standin.faults import FaultPlan
 from tests.integration.stack_events import cos_event
 
@@ -49,9 +51,19 @@ def _png(i: int) -> bytes:
     return buffer.getvalue()
 
 
+def _role_policy() -> dict:
+    """The function's role policy, plus reading batch/: the batch test feeds records outside the trigger's
+    prefix, which a role limited to it could not read (the function runs under its role's keys)."""
+    policy = role_policy(load_function_spec(PROJECT_ROOT / "serverless.yml"), FUNCTION_ENV)
+    source = policy["statement"][0]["resource"][0].rsplit("/", 2)[0]  # qcs::cos:...:<bucket>
+    extra = {"effect": "allow", "action": ["cos:GetObject"], "resource": [f"{source}/batch/*"]}
+    return {**policy, "statement": [*policy["statement"], extra]}
+
+
 def _stack(tmp_path: Path, *, timeout_s: int, trigger: bool = True) -> LocalStack:
     options = StackOptions(data_dir=tmp_path / "data", engine=load_engine("bicubic"), trigger=trigger,
-                           retry_interval_s=0.2, function_env=FUNCTION_ENV, faults=FaultPlan(0.0))
+                           retry_interval_s=0.2, function_env=FUNCTION_ENV, faults=FaultPlan(0.0),
+                           role_policy=_role_policy())
     stack = LocalStack(options)
     # SCF's time limit for the function (serverless.yml says 60 s): short, so retries run into it.
     stack.spec = dataclasses.replace(stack.spec, timeout_s=timeout_s)

@@ -59,7 +59,6 @@ NOT_IMPLEMENTED = {
     "delete_acl": ("DELETE", {"acl": ""}, {}),
     "get_version": ("GET", {"versionId": "v1"}, {}),
     "put_retention": ("PUT", {"retention": ""}, {}),
-    "patch": ("PATCH", {}, {}),
     "post_plain": ("POST", {}, {}),
     "acl_and_tagging_together": ("PUT", {"acl": "", "tagging": ""}, {}),
     "copy_onto_acl": ("PUT", {"acl": ""}, {"x-cos-copy-source": "x-1250000000.cos.ap-guangzhou.myqcloud.com/k"}),
@@ -80,7 +79,7 @@ def test_unimplemented_object_request_is_501_and_changes_nothing(standin, cos, s
 
 @pytest.mark.parametrize(
     ("method", "params"),
-    [("DELETE", {}), ("PUT", {"cors": ""}), ("GET", {"versions": ""}), ("PUT", {"lifecycle": ""}),
+    [("DELETE", {}), ("PUT", {"website": ""}), ("GET", {"versions": ""}), ("PUT", {"lifecycle": ""}),
      ("DELETE", {"tagging": ""}), ("POST", {"uploads": ""}), ("GET", {"acl": ""})],
 )
 def test_unimplemented_bucket_request_is_501(standin, cos, stored: str, method: str, params: dict):  # type: ignore[no-untyped-def]
@@ -90,11 +89,33 @@ def test_unimplemented_bucket_request_is_501(standin, cos, stored: str, method: 
     assert _snapshot(standin) == before
 
 
-@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "MKCOL", "FOO"])
-def test_unknown_http_methods_answer_cos_xml(standin, cos, stored: str, method: str):  # type: ignore[no-untyped-def]
-    response = requests.request(method, f"{standin.endpoint_url}/k.bin",
+@pytest.mark.parametrize("method", ["PATCH", "TRACE", "PROPFIND", "MKCOL", "FOO"])
+def test_methods_cos_does_not_serve_answer_405_method_not_allowed(standin, cos, stored: str, method: str,  # type: ignore[no-untyped-def]
+                                                                   standin_events: EventRecorder):
+    # 405, as COS answers, not 501: SDKs retry a 5xx.
+    before = _snapshot(standin)
+    response = send(standin, cos, method, stored, "k.bin", body=b"garbage that must not land")
+    assert (response.status_code, error_code(response)) == (405, "MethodNotAllowed")
+    unsigned = requests.request(method, f"{standin.endpoint_url}/k.bin",
                                 headers={"Host": standin.settings.bucket_host(stored)}, timeout=10)
-    assert (response.status_code, error_code(response)) == (501, "NotImplemented")
+    assert (unsigned.status_code, error_code(unsigned)) == (405, "MethodNotAllowed")
+    assert _snapshot(standin) == before
+    assert_untouched(cos, stored, standin_events)
+
+
+def test_a_tampered_signed_parameter_is_refused_for_its_signature_before_routing(standin, cos, stored: str):  # type: ignore[no-untyped-def]
+    # COS authenticates first: a request whose signed parameter was changed is a bad signature, whatever it asks.
+    host = standin.settings.bucket_host(stored)
+    auth = cos.get_auth(Method="PUT", Bucket=stored, Key="k.bin", Params={"acl": ""}, Headers={"Host": host})
+    response = requests.put(f"{standin.endpoint_url}/k.bin", params={"symlink": ""},
+                            headers={"Host": host, "Authorization": auth}, data=b"x", timeout=10)
+    assert (response.status_code, error_code(response)) == (403, "SignatureDoesNotMatch")
+
+
+def test_an_unsigned_request_for_an_unimplemented_route_is_access_denied(standin, stored: str):  # type: ignore[no-untyped-def]
+    response = requests.put(f"{standin.endpoint_url}/k.bin", params={"symlink": ""},
+                            headers={"Host": standin.settings.bucket_host(stored)}, timeout=10)
+    assert (response.status_code, error_code(response)) == (403, "AccessDenied")
 
 
 def test_put_acl_and_tagging_change_neither_bytes_nor_fire_events(standin, cos, stored: str,  # type: ignore[no-untyped-def]
