@@ -113,8 +113,9 @@ def _run_slot(
                 size=record.size, magnify=invocation.settings.magnify)
     if record.warning:
         line["warning"] = record.warning
-    run = RecordRun(record, invocation, deadline, claim_ttl_s, line)
+    run = None
     try:
+        run = RecordRun(record, invocation, deadline, claim_ttl_s, line)
         duplicate = record.identity in seen
         seen.add(record.identity)
         line.update(run.run(duplicate=duplicate))
@@ -126,7 +127,7 @@ def _run_slot(
         line.update(outcome="failed", reason="InternalError", retry=True, error={
             "code": "InternalError", "message": f"{type(exc).__name__}: {exc}"[:500], "retryable": True,
             "traceback": traceback.format_exc(limit=8)[-2000:]})
-    line["attempts"] = run.attempts.count
+    line["attempts"] = run.attempts.count if run is not None else 0
     return _finish(line, started, invocation)
 
 
