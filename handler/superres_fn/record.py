@@ -25,11 +25,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 from . import claims
 from .errors import (
-    CiMayStillLand,
     CiOutcomeUnknown,
     CosCallError,
     DeadlineError,
-    SuperresError,
     WorkInProgressError,
 )
 from .events import CosRecord
@@ -37,17 +35,18 @@ from .gateway import ObjectState
 from .plan import ALREADY_DONE, decide, pic_operations_for
 from .results import UploadResult, parse_upload_result
 from .retry import Attempts, call_with_retry
+from .staging import StagingFolder
 from .targets import (
     CONTENT_TYPES,
     Target,
     claim_root,
-    in_flight_key,
+    is_current,
     is_done,
-    is_unstamped,
+    meta_of,
     plan_targets,
     source_folder,
-    staging_folder,
     version_of,
+    version_read,
 )
 
 if TYPE_CHECKING:
@@ -75,7 +74,7 @@ class RecordRun:
         self.attempts = Attempts()  # CI calls made for this record (each one may be billed)
         self.folder = source_folder(record.bucket, record.key)
         self._keep_claim = False
-        self._in_flight = ("", "")  # (bucket, key) of the marker of a CI call that may still land
+        self.staging: StagingFolder  # set once the record has work for CI
 
     def run(self, *, duplicate: bool) -> dict[str, object]:
         decision = decide(self.record, self.settings, duplicate=duplicate)
@@ -98,10 +97,10 @@ class RecordRun:
     def _claim_ops(self, bucket: str) -> claims.ClaimOps:
         gateway, region = self.invocation.gateway, self.record.region
         return claims.ClaimOps(
-            create=lambda key, body, meta: self._retrying(
-                lambda: gateway.create_if_absent(bucket, key, region, body, meta, self._left())),
-            head=lambda key: self._retrying(lambda: gateway.head(bucket, key, region, self._left())),
-            delete_once=lambda key: gateway.delete(bucket, key, region, self._left()),
+            create=lambda key, body, meta: self.retrying(
+                lambda: gateway.create_if_absent(bucket, key, region, body, meta, self.left())),
+            head=lambda key: self.retrying(lambda: gateway.head(bucket, key, region, self.left())),
+            delete_once=lambda key: gateway.delete(bucket, key, region, self.left()),
         )
 
     def _acquire(self, targets: list[Target]) -> claims.Held | dict[str, object]:
@@ -123,7 +122,7 @@ class RecordRun:
                 return got
             if version and self.settings.skip_existing:
                 states = self._looks(targets)
-                if all(is_done(_meta(states[t]), t, version) for t in targets):
+                if all(is_done(meta_of(states[t]), t, version) for t in targets):
                     return self._already_done(targets, states, "another invocation, holding the claim, stored the "
                                               "results for this version")
             if self.invocation.clock() + pause + _CLAIM_WAIT_RESERVE_S > self.deadline:
@@ -150,10 +149,10 @@ class RecordRun:
         record, settings = self.record, self.settings
         version = version_of(record.etag)
         states = self._looks(targets) if settings.skip_existing else {}
-        if version and states and all(is_done(_meta(states[t]), t, version) for t in targets):
+        if version and states and all(is_done(meta_of(states[t]), t, version) for t in targets):
             return self._already_done(targets, states, ALREADY_DONE)
-        source = self._retrying(lambda: self.invocation.gateway.head(record.bucket, record.key, record.region,
-                                                                       self._left()))
+        source = self.retrying(lambda: self.invocation.gateway.head(record.bucket, record.key, record.region,
+                                                                       self.left()))
         if source is None:
             return {"outcome": "skipped", "reason": "source_gone",
                     "detail": "the upload was deleted before it was processed"}
@@ -163,7 +162,8 @@ class RecordRun:
                     "detail": f"the source is now version {current}, not this event's {version}: the newer upload's "
                               "own event processes it"}
         version = current or version or f"unversioned-{source.size}-{source.last_modified}"
-        done = {t: states[t] for t in targets if settings.skip_existing and _fresh(states.get(t), t, version, source)}
+        done = {t: states[t] for t in targets
+                if settings.skip_existing and is_current(states.get(t), t, version, source)}
         pending = [t for t in targets if t not in done]
         if not pending:
             return self._already_done(targets, states, ALREADY_DONE)
@@ -173,16 +173,14 @@ class RecordRun:
                  version: str) -> dict[str, object]:
         """Super-resolve, convert and publish the pending targets, reusing what an earlier try staged."""
         record, settings = self.record, self.settings
-        staged = self._staged(pending)
+        self.staging = staging = StagingFolder(self, pending, version)
+        staged = staging.list()
         png = {t: t.staged(settings, self.folder, version, "png") for t in pending}
         final = {t: t.staged(settings, self.folder, version) for t in pending}
+        if any((t.bucket, final[t]) not in staged for t in pending):
+            staged = staging.await_landing(staged)
         from_staging = {t for t in pending if (t.bucket, final[t]) in staged}
         to_resolve = [t for t in pending if t not in from_staging and (t.bucket, png[t]) not in staged]
-        self._in_flight = (pending[0].bucket, in_flight_key(settings, self.folder, version))
-        if any(t not in from_staging for t in pending):
-            staged = self._await_landing(pending, staged)
-            from_staging = {t for t in pending if (t.bucket, final[t]) in staged}
-            to_resolve = [t for t in pending if t not in from_staging and (t.bucket, png[t]) not in staged]
         results: dict[Target, dict[str, object]] = {}
         original = None
         stamp_version = version
@@ -190,7 +188,7 @@ class RecordRun:
             upload = self._call_ci(record.bucket, record.key,
                                    [(t.bucket, png[t], t.sr_rule) for t in to_resolve], is_pic_info=1)
             original = upload.original.image if upload.original else None
-            stamp_version = _read_version(upload, version)
+            stamp_version = version_read(upload.original.etag if upload.original else None, version)
             for t in to_resolve:
                 results[t] = _found(upload, png[t], single=len(to_resolve) == 1)
         for t in pending:
@@ -198,13 +196,12 @@ class RecordRun:
                 upload = self._call_ci(t.bucket, png[t], [(t.bucket, final[t], t.convert_rule)], is_pic_info=0)
                 results[t] = {**results.get(t, {}), **_found(upload, final[t], single=True)}
         for t in pending:
-            etag = self._retrying(lambda t=t: self.invocation.gateway.publish(
+            etag = self.retrying(lambda t=t: self.invocation.gateway.publish(
                 t.bucket, final[t], t.key, record.region, t.stamp(stamp_version), CONTENT_TYPES[t.format],
-                self._left()))
+                self.left()))
             results[t] = {**results.get(t, {}), "key": t.key, "etag": etag or results.get(t, {}).get("etag"),
                           "location": f"{t.bucket}.cos.{record.region}.myqcloud.com/{t.key}"}
-        marker = {self._in_flight} & staged.keys()  # a call that could have landed no longer can
-        self._clean_staging(set(staged), {(t.bucket, k) for t in pending for k in (png[t], final[t])} | marker)
+        staging.clean(set(staged), {(t.bucket, k) for t in pending for k in (png[t], final[t])})
         first = targets[0]
         outcome: dict[str, object] = {
             "outcome": "processed", "reason": "processed", "source_version": stamp_version,
@@ -228,8 +225,7 @@ class RecordRun:
         connection); an ambiguous failure ends the record (CiOutcomeUnknown) and keeps the claim."""
         operations = pic_operations_for(rules, record_bucket=bucket, is_pic_info=is_pic_info)
 
-        # A call gets COS_TIMEOUT_S at most, so it never needs more than that.
-        needs = min(self.invocation.policy.min_ci_attempt_s, self.settings.cos_timeout_s)
+        needs = self.ci_needs_s
 
         def attempt() -> UploadResult:
             left = self.deadline - self.invocation.clock()
@@ -242,68 +238,18 @@ class RecordRun:
                 return parse_upload_result(data)
             except CosCallError as exc:
                 if exc.ambiguous:
-                    self._mark_in_flight()
+                    # No new call while this one may land: a marker every later try lists, else the claim kept
+                    self._keep_claim = not self.staging.mark_in_flight()
                     raise CiOutcomeUnknown(exc) from None
                 raise
 
-        return self._retrying(attempt)
+        return self.retrying(attempt)
 
     # -- looks ----------------------------------------------------------------------------------------------------
 
     def _looks(self, targets: list[Target]) -> dict[Target, ObjectState | None]:
         gateway, region = self.invocation.gateway, self.record.region
-        return {t: self._retrying(lambda t=t: gateway.head(t.bucket, t.key, region, self._left())) for t in targets}
-
-    def _staged(self, pending: list[Target]) -> dict[tuple[str, str], int | None]:
-        """(bucket, key) -> age in seconds (COS's clock) of every object in the upload's staging folder, in each
-        bucket the pending targets use."""
-        gateway, region = self.invocation.gateway, self.record.region
-        prefix = staging_folder(self.settings, self.folder)
-        found: dict[tuple[str, str], int | None] = {}
-        for bucket in dict.fromkeys(t.bucket for t in pending):
-            listed = self._retrying(lambda b=bucket: gateway.list_prefix(b, prefix, region, self._left()))
-            found.update(((bucket, key), None if listed.date is None or modified is None else listed.date - modified)
-                         for key, modified in listed.keys.items())
-        return found
-
-    def _await_landing(self, pending: list[Target], staged: dict[tuple[str, str], int | None]
-                       ) -> dict[tuple[str, str], int | None]:
-        """While an earlier CI call for this version may still land (its in-flight marker is younger than
-        CI_LANDING_BOUND_S by COS's clock), no new call: wait for the bound to pass if this invocation has the time,
-        else leave the record to SCF's retry. What the staging folder holds then."""
-        bound = self.settings.ci_landing_bound_s
-        while self._in_flight in staged:
-            age = staged[self._in_flight]
-            wait = bound + 1 - (age if age is not None else 0)
-            if wait <= 0:
-                return staged  # it can no longer land: what landed is in the listing
-            needs = min(self.invocation.policy.min_ci_attempt_s, self.settings.cos_timeout_s)
-            if self.invocation.clock() + wait + needs > self.deadline:
-                raise CiMayStillLand(f"an earlier CI call for this version failed without an answer {age} s ago and "
-                                     f"may land for {wait:.0f} s more (CI_LANDING_BOUND_S); SCF's retry looks again")
-            self.invocation.sleep(wait)
-            staged = self._staged(pending)
-        return staged
-
-    def _mark_in_flight(self) -> None:
-        """Record that a CI call may still land (an object in the staging folder, which every later try lists); if
-        that fails, keep the claim instead: it expires only when nothing sent can land any more."""
-        bucket, key = self._in_flight
-        try:
-            self.invocation.gateway.create_if_absent(bucket, key, self.record.region, b"{}", {}, self._left())
-        except SuperresError:
-            self._keep_claim = True
-
-    def _clean_staging(self, listed: set[tuple[str, str]], ours: set[tuple[str, str]]) -> None:
-        """Delete this run's staged objects; with claims (no one else works on the upload) also what older versions
-        or rules left behind. Best effort: a leftover costs storage, not correctness."""
-        leftovers = listed - ours if self.settings.claim_work else set()
-        gateway, region = self.invocation.gateway, self.record.region
-        for bucket, key in sorted(ours | leftovers):
-            try:
-                gateway.delete(bucket, key, region, self._left())
-            except SuperresError as exc:
-                self.line["warning"] = f"staging object {key!r} not deleted ({exc.code})"
+        return {t: self.retrying(lambda t=t: gateway.head(t.bucket, t.key, region, self.left())) for t in targets}
 
     def _already_done(self, targets: list[Target], states: dict[Target, ObjectState | None],
                       detail: str) -> dict[str, object]:
@@ -314,44 +260,19 @@ class RecordRun:
 
     # -- time -----------------------------------------------------------------------------------------------------
 
-    def _retrying(self, fn: Callable[[], T]) -> T:
+    def retrying(self, fn: Callable[[], T]) -> T:
         inv = self.invocation
         return call_with_retry(fn, deadline=self.deadline, attempts=Attempts(), policy=inv.policy, clock=inv.clock,
                                sleep=inv.sleep)
 
-    def _left(self) -> float:
+    @property
+    def ci_needs_s(self) -> float:
+        """The time a CI call needs to start: the policy's, or COS_TIMEOUT_S when shorter (it gets no more)."""
+        return min(self.invocation.policy.min_ci_attempt_s, self.settings.cos_timeout_s)
+
+    def left(self) -> float:
         """Seconds until the deadline: no single request may outlast the invocation."""
         return max(self.deadline - self.invocation.clock(), 0.001)
-
-
-def _meta(state: ObjectState | None) -> dict[str, str] | None:
-    return dict(state.meta) if state is not None else None
-
-
-def _fresh(state: ObjectState | None, target: Target, version: str, source: ObjectState) -> bool:
-    """Done for this version: stamped with it and the target's rule. A result made before provenance was recorded
-    counts as done only when COS wrote it strictly after the source (one clock, COS's; the same second is not
-    enough, so a re-upload within the second of an old result is processed)."""
-    if state is None:
-        return False
-    if is_done(_meta(state), target, version):
-        return True
-    return (is_unstamped(_meta(state)) and state.last_modified is not None and source.last_modified is not None
-            and state.last_modified > source.last_modified)
-
-
-def _read_version(upload: UploadResult, version: str) -> str:
-    """The version CI says it read (OriginalInfo/ETag) when it is a COS ETag of another version: the source changed
-    between our HEAD and CI's read, and the result answers the newer upload. Otherwise the version we checked."""
-    read = version_of(upload.original.etag if upload.original else None)
-    if read and read != version and _looks_like_cos_etag(read):
-        return read
-    return version
-
-
-def _looks_like_cos_etag(value: str) -> bool:
-    head, _, parts = value.partition("-")
-    return len(head) == 32 and all(c in "0123456789abcdef" for c in head) and (not parts or parts.isdigit())
 
 
 def _found(upload: UploadResult, key: str, *, single: bool) -> dict[str, object]:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .config import Output, Settings
+
+if TYPE_CHECKING:
+    from .gateway import ObjectState
 
 # Claims on work in progress (CLAIM_WORK) live in this folder under DEST_PREFIX.
 CLAIMS_FOLDER = ".claims/"
@@ -122,3 +125,34 @@ def is_done(meta: Mapping[str, str] | None, target: Target, version: str) -> boo
 def is_unstamped(meta: Mapping[str, str] | None) -> bool:
     """A result made before provenance was recorded (or written by other code)."""
     return meta is None or META_SOURCE not in meta
+
+
+def is_current(state: ObjectState | None, target: Target, version: str, source: ObjectState) -> bool:
+    """Done for this version: stamped with it and the target's rule. A result made before provenance was recorded
+    counts as done only when COS wrote it strictly after the source (one clock, COS's; the same second is not
+    enough, so a re-upload within the second of an old result is processed)."""
+    if state is None:
+        return False
+    if is_done(meta_of(state), target, version):
+        return True
+    return (is_unstamped(meta_of(state)) and state.last_modified is not None and source.last_modified is not None
+            and state.last_modified > source.last_modified)
+
+
+def version_read(ci_etag: str | None, version: str) -> str:
+    """The version CI says it read (OriginalInfo/ETag) when it is a COS ETag of another version: the source changed
+    between our HEAD and CI's read, and the result answers the newer upload. Otherwise the version we checked."""
+    read = version_of(ci_etag)
+    if read and read != version and _looks_like_cos_etag(read):
+        return read
+    return version
+
+
+def _looks_like_cos_etag(value: str) -> bool:
+    head, _, parts = value.partition("-")
+    return len(head) == 32 and all(c in "0123456789abcdef" for c in head) and (not parts or parts.isdigit())
+
+
+def meta_of(state: ObjectState | None) -> Mapping[str, str] | None:
+    """A HEAD's metadata, None for an object that is not there."""
+    return state.meta if state is not None else None
