@@ -175,3 +175,16 @@ def test_malformed_endpoint_is_a_clear_error_naming_the_option(command: str) -> 
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0
     assert "--endpoint: must look like 'http://127.0.0.1:9000'" in result.output
+
+
+def test_a_client_context_nested_too_deep_to_read_is_refused_with_scfs_error(stack: LocalStack, api: ScfApiServer,
+                                                                            keys: dict[str, str]) -> None:
+    from tencentcloud.scf.v20180416 import models
+
+    client = make_client("ap-guangzhou", scf_endpoint=api.endpoint, environ=keys)
+    request = models.InvokeRequest()
+    request.FunctionName, request.Namespace = stack.spec.name, "default"
+    request.ClientContext = "[" * 20000 + "]" * 20000  # valid JSON, deeper than json reads
+    with pytest.raises(TencentCloudSDKException) as info:
+        client.Invoke(request)
+    assert info.value.code == "InvalidParameterValue.Param" and "nested too deeply" in info.value.message
