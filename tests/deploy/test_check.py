@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from superres.cli import main
-from superres.layer import build_layer
+from superres.deploy.layer import build_layer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from superres.layer import build_layer, configured_runtime, python_version_of
+from superres.deploy.layer import build_layer, configured_runtime, python_version_of
 from superres.scf.serverless import read_env_files
 
 ROOT = Path(__file__).resolve().parents[2]
