@@ -198,6 +198,8 @@ def serve_scf_api(stack: FunctionHost, host: str = "127.0.0.1", port: int = 0, i
 
     registry = stack.scf_registry()
     registry.instances = instances
+    for function in registry.functions.values():
+        function.instances = instances
     providers = [FunctionsApi(registry), InvokeApi(registry), TriggersApi(registry),
                  LayersApi(registry.layers, registry.code_bytes),
                  CamApi(registry.cam)]
