@@ -38,8 +38,10 @@ def make_clients(region: str, *, endpoint: str | None = None, cos_endpoint: str 
     profile = client_profile(endpoint)
     base = {"Region": region, "SecretId": cred.secret_id, "SecretKey": cred.secret_key, "Token": cred.token}
     cos = CosS3Client(CosConfig(**base, **_ip_port(cos_endpoint)), retry=1)
-    ci = CosS3Client(CosConfig(**base, **_ip_port(f"http://{_host_port(endpoint)[0]}" if endpoint else None)),
-                     retry=1)
+    # Locally, CI's host is the local API's port; Domain keeps the real Host (ci.<region>.myqcloud.com) signed.
+    ci_local = {**_ip_port(f"http://{_host_port(endpoint)[0]}"), "Domain": f"ci.{region}.myqcloud.com"} \
+        if endpoint else {}
+    ci = CosS3Client(CosConfig(**base, **ci_local), retry=1)
     return Clients(scf=scf_client.ScfClient(cred, region, profile), cam=cam_client.CamClient(cred, "", profile),
                    cos=cos, ci=ci)
 
