@@ -121,7 +121,8 @@ class Deployer:
 
     def layer_body(self, layer: Package) -> dict[str, object]:
         return {"LayerName": self.project.layer.name, "CompatibleRuntimes": list(self.project.layer.runtimes),
-                "Description": self.project.layer.description, "Content": self._code(layer, inline_key="ZipFile")}
+                "Description": self.project.layer.description, "LicenseInfo": self.project.layer.license_info,
+                "Content": self._code(layer, inline_key="ZipFile")}
 
     def trigger_bodies(self) -> list[dict[str, object]]:
         return [{"FunctionName": self.name, "Namespace": self.namespace, "Type": "cos",

@@ -26,6 +26,7 @@ class LayerInputs:
     src: Path
     runtimes: tuple[str, ...]
     description: str
+    license_info: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ def load_project(root: Path, environ: Mapping[str, str] | None = None, *, env_fi
         region=str(layer_inputs.get("region") or spec.region),
         src=(layer_yml.parent / str(layer_inputs.get("src") or "")).resolve(),
         runtimes=tuple(str(r) for r in layer_inputs.get("runtimes") or ()),
-        description=str(layer_inputs.get("description") or ""))
+        description=str(layer_inputs.get("description") or ""),
+        license_info=str(layer_inputs.get("licenseInfo") or ""))
     src = raw.get("inputs", {}).get("src")
     excludes = tuple(str(e) for e in (src.get("exclude") or ())) if isinstance(src, Mapping) else ()
     return Project(root=root, env=env, spec=spec, inputs=inputs, layer=layer, excludes=excludes)

@@ -21,7 +21,7 @@ import pytest
 
 from superres.deploy.layer import build_layer
 from superres.standin.settings import DEMO_SECRET_ID, DEMO_SECRET_KEY
-from tests.deploy.project_copy import ROOT, project_copy
+from tests.deploy.project_copy import project_copy
 from tests.integration.local_process import BUCKET, cos_client, free_port, png, superres_local
 
 RUNTIME = f"Python{sys.version_info.major}.{sys.version_info.minor}"
