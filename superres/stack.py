@@ -13,7 +13,7 @@ from pathlib import Path
 from .scf.cam import CamState
 from .scf.container import ContainerOptions, FunctionContainer
 from .scf.event_queue import MAX_EVENT_AGE_S, MAX_QUEUED_EVENTS, EventQueue
-from .scf.functions import FunctionRegistry, ScfFunction
+from .scf.registry import FunctionRegistry, ScfFunction
 from .scf.serverless import FunctionSpec, load_function_spec
 from .scf.trigger import StopSummary, TriggerDispatcher
 from .standin.ci_buckets import ai_bucket_route

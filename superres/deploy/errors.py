@@ -20,6 +20,9 @@ _HINTS = {
     "InvalidAction": "this endpoint does not serve that action; check --endpoint",
     "InvalidParameterValue.Runtime": "SCF refused RUNTIME: set RUNTIME in .env to one of "
                                      f"{', '.join(RUNTIMES_TO_TRY)}, run `make layer`, and deploy again",
+    "InvalidParameterValue.CompatibleRuntimes": "SCF refused RUNTIME as the layer's runtime: set RUNTIME in .env "
+                                                f"to one of {', '.join(RUNTIMES_TO_TRY)}, run `make layer`, and "
+                                                "deploy again",
     "MissingParameter.Runtime": "set RUNTIME in .env (e.g. Python3.12)",
     "InvalidParameterValue.ZipFile": "the code zip is not a valid zip; rebuild it (superres deploy builds it "
                                      "from serverless.yml's src)",

@@ -38,8 +38,8 @@ from ..tc3 import SignedCall, Tc3Error, verify_tc3
 
 if TYPE_CHECKING:
     from ..standin.settings import Credential
-    from .functions import FunctionRegistry, ScfFunction
     from .invoke_api import ReceivedCall
+    from .registry import FunctionRegistry, ScfFunction
 
 log = logging.getLogger("superres.scf.api")
 

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .api import SCF, ApiError, action
 from .container import InvokeResult
-from .functions import FunctionRegistry
+from .registry import FunctionRegistry
 
 ASYNC_EVENT_MAX_BYTES = 128 * 1024
 SYNC_EVENT_MAX_BYTES = 6 * 1024 * 1024

@@ -18,7 +18,11 @@ from pathlib import Path
 from .api import SCF, ApiError, action
 
 _LAYER_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}[A-Za-z0-9]|[A-Za-z]")
-ZIP_MAX_BYTES = 50 * 1024 * 1024  # Code.ZipFile's documented limit; no layer-specific one is documented
+ZIP_MAX_BYTES = 50 * 1024 * 1024
+# The Python runtimes this stand-in accepts: tencentcloud-sdk-python-scf's CreateFunction list and the runtimes
+# of Tencent's own templates (Python3.11-3.13); anything else is InvalidParameterValue.Runtime, as SCF answers.
+RUNTIMES = ("Python2.7", "Python3.6", "Python3.7", "Python3.9", "Python3.10", "Python3.11", "Python3.12",
+            "Python3.13")  # Code.ZipFile's documented limit; no layer-specific one is documented
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,10 @@ class LayersApi:
         runtimes = params.get("CompatibleRuntimes")
         if not isinstance(runtimes, list) or not runtimes or len(runtimes) > 5:
             raise ApiError("InvalidParameterValue.CompatibleRuntimes", "CompatibleRuntimes: 1 to 5 runtimes")
+        unknown = [r for r in runtimes if r not in RUNTIMES]
+        if unknown:
+            raise ApiError("InvalidParameterValue.CompatibleRuntimes", f"CompatibleRuntimes {unknown} are not "
+                           f"runtimes; use {', '.join(r for r in RUNTIMES if r.startswith('Python3.1'))}")
         content = params.get("Content")
         data = self.code_bytes(content if isinstance(content, dict) else {}, limit=ZIP_MAX_BYTES)
         layer = self.layers.publish(name, tuple(map(str, runtimes)), data, str(params.get("Description") or ""),

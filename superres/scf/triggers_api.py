@@ -10,7 +10,7 @@ import re
 import time
 
 from .api import SCF, ApiError, action
-from .functions import FunctionRegistry, ScfFunction
+from .registry import FunctionRegistry, ScfFunction
 from .serverless import CosTrigger
 
 _BUCKET_DOMAIN_RE = re.compile(r"(?P<bucket>[a-z0-9-]+-\d+)\.cos\.(?P<region>[a-z0-9-]+)\.myqcloud\.com")
