@@ -25,8 +25,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 COMMANDS = {
-    "local": lambda p, tmp: ["local", "--serverless", str(p / "serverless.yml"), "--port", "0", "--data", str(tmp)],
-    "demo": lambda p, tmp: ["demo", "--serverless", str(p / "serverless.yml"), "--engine", "bicubic", "--out", str(tmp)],
+    "local": lambda p, tmp: ["local", "--serverless", str(p / "serverless.yml"), "--port", "0",
+                             "--data", str(tmp)],
+    "demo": lambda p, tmp: ["demo", "--serverless", str(p / "serverless.yml"), "--engine", "bicubic",
+                            "--out", str(tmp)],
     "backfill": lambda p, tmp: ["backfill", "--serverless", str(p / "serverless.yml"), "--dry-run",
                                 "--endpoint", "http://127.0.0.1:9"],
     "replay": lambda p, tmp: ["replay", "--serverless", str(p / "serverless.yml"), "--engine", "bicubic",
