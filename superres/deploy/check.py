@@ -96,13 +96,16 @@ def placeholder_problems(root: Path, env: Mapping[str, str], env_file: Path | st
     """A deploy needs the user's own .env: without one, or with .env.example's placeholder for a setting that
     names the account (the bucket), the deploy would go to an example bucket."""
     path = dotenv_path(root, env_file)
+    trap = root / "layers" / ".env"
+    shadow = ["layers/.env exists (a QR-code login inside layers/ writes it): the components CLI run there reads it "
+              "instead of ../.env; delete it and deploy from the project root"] if trap.is_file() else []
     if path is None or not path.is_file():
         where = path.name if path is not None else ".env"
-        return [f"no {where}: run `cp .env.example .env` and set {', '.join(ACCOUNT_SETTINGS)} (and REGION) "
+        return [*shadow, f"no {where}: run `cp .env.example .env` and set {', '.join(ACCOUNT_SETTINGS)} (and REGION) "
                 "for your account; .env.example holds placeholders"]
     example = dotenv_values(root / ".env.example") if (root / ".env.example").is_file() else {}
-    return [f"{name}={env.get(name)} is .env.example's placeholder: set your own in {path.name}"
-            for name in ACCOUNT_SETTINGS if example.get(name) and env.get(name) == example.get(name)]
+    return [*shadow, *(f"{name}={env.get(name)} is .env.example's placeholder: set your own in {path.name}"
+                       for name in ACCOUNT_SETTINGS if example.get(name) and env.get(name) == example.get(name))]
 
 
 def _built_layer_problems(root: Path, layer_inputs: Mapping[str, object], env: Mapping[str, str], version: str,

@@ -79,6 +79,13 @@ def test_env_example_placeholder_bucket_is_a_problem(tmp_path: Path, built_layer
     assert problems == ["BUCKET=photos-1250000000 is .env.example's placeholder: set your own in .env"]
 
 
+def test_a_layers_env_that_would_shadow_the_projects_is_a_problem(tmp_path: Path, built_layer: Path) -> None:
+    project = _own_env(_copy(tmp_path, built_layer))
+    (project / "layers" / ".env").write_text("TENCENT_SECRET_ID=x\n", encoding="utf-8")
+    code, problems, _ = _check(project)
+    assert code == 1 and len(problems) == 1 and problems[0].startswith("layers/.env exists"), problems
+
+
 def test_broken_copy_names_each_problem_on_its_own_line(tmp_path: Path, built_layer: Path) -> None:
     project = _own_env(_copy(tmp_path, built_layer))
     _edit(project / ".env.example", "SCF_ROLE=cos-superres-role\n", "")
