@@ -40,6 +40,9 @@ class StackOptions:
     function: bool = True
     # CAM roles of the local account (role -> {policy name: document}); None: SCF_ROLE with cam-policy.json.
     cam_roles: dict[str, dict[str, dict]] | None = None
+    # Refuse a trigger prefix that overlaps DEST_PREFIX (SelfTriggerError); only tests of the function's own
+    # recursion guard turn this off.
+    refuse_self_trigger: bool = True
     instances: int = 2
     retry_interval_s: float = 1.0
     max_event_age_s: float = MAX_EVENT_AGE_S  # SCF's Maximum Event Age for queued trigger events
@@ -150,7 +153,8 @@ class LocalStack:
         from .deploy.deployment import refuse_self_trigger
 
         settings = load_settings({**self.spec.environment, **self.function_env(endpoint=False)})
-        refuse_self_trigger(self.spec, settings)
+        if self.options.refuse_self_trigger:
+            refuse_self_trigger(self.spec, settings)
 
     def scf_registry(self) -> FunctionRegistry:
         """The local SCF account: serverless.yml's function (from the checkout) unless the stack started without

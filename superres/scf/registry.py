@@ -123,9 +123,14 @@ class ScfFunction:
         return self._async.wait_idle(timeout) if self._async else True
 
     def close(self) -> None:
-        if self._async is not None:
-            self._async.close()
-        for container in self._pool:
+        """End the instances and the async queue; the next invocation starts them again (a stack's functions
+        outlive one served API)."""
+        with self._cond:
+            old_async, old_pool = self._async, self._pool
+            self._async, self._pool, self._idle = None, [], []
+        if old_async is not None:
+            old_async.close()
+        for container in old_pool:
             container.close()
 
     def _dispatcher(self) -> TriggerDispatcher:

@@ -107,7 +107,7 @@ def test_deploy_update_noop_and_remove_against_the_local_cloud(tmp_path: Path, l
 
         cos.put_object(Bucket=BUCKET, Key="uploads/one.png", Body=png(2))
         _wait_for(lambda: _result_exists(cos, "superres/uploads/one.png"), "the first result")
-        (marker,) = _markers(data_dir)
+        (marker,) = _wait_for(lambda: _markers(data_dir), "the first invocation's log")
         assert marker["deploy_marker"] == "v1"
         assert Path(marker["code"]).is_relative_to(data_dir / "scf" / "functions")
         assert Path(marker["cos_sdk"]).is_relative_to(data_dir / "scf" / "layers")
@@ -120,7 +120,8 @@ def test_deploy_update_noop_and_remove_against_the_local_cloud(tmp_path: Path, l
         assert "publishing layer" not in second.stderr and "creating COS trigger" not in second.stderr
         cos.put_object(Bucket=BUCKET, Key="uploads/two.png", Body=png(3))
         _wait_for(lambda: _result_exists(cos, "superres/uploads/two.png"), "the second result")
-        assert [m["deploy_marker"] for m in _markers(data_dir)] == ["v1", "v2"]
+        markers = _wait_for(lambda: _markers(data_dir)[1:] and _markers(data_dir), "the second invocation's log")
+        assert [m["deploy_marker"] for m in markers] == ["v1", "v2"]
 
         third = _deploy(project, "deploy", *endpoint)
         assert third.returncode == 0, third.stderr

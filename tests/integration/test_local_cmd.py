@@ -36,7 +36,7 @@ def local(tmp_path: Path):
             break
     text = "".join(banner)
     port = int(re.search(r"stand-in on http://127\.0\.0\.1:(\d+)", text).group(1))
-    scf = re.search(r"SCF API \(Invoke\) on (127\.0\.0\.1:\d+)", text).group(1)
+    scf = re.search(r"SCF API on (127\.0\.0\.1:\d+)", text).group(1)
     yield proc, port, scf, tmp_path / "data"
     proc.terminate()
     proc.wait(timeout=30)
