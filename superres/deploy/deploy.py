@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
+from .calls import Call, comparable, delete_trigger_body, progress, trigger_key
 from .deploy_config import AsyncPolicy
 from .errors import describe_api_error
 from .package import Package, zip_files
@@ -36,21 +37,6 @@ CODE_PREFIX = ".superres-deploy/"
 
 class DeployError(RuntimeError):
     """One line: what failed, the API's code, and what to do."""
-
-
-@dataclass(frozen=True)
-class Call:
-    action: str
-    body: dict[str, object]
-
-    def line(self) -> str:
-        shown = {k: (f"<{len(v)} bytes of base64>" if k == "ZipFile" else v) for k, v in self.body.items()}
-        for key in ("Code", "Content"):
-            if isinstance(shown.get(key), dict) and "ZipFile" in shown[key]:  # type: ignore[operator]
-                inner = dict(shown[key])  # type: ignore[arg-type]
-                inner["ZipFile"] = f"<{len(inner['ZipFile'])} bytes of base64>"
-                shown[key] = inner
-        return f"{self.action} {json.dumps(shown, ensure_ascii=False, separators=(',', ':'))}"
 
 
 @dataclass
@@ -139,7 +125,7 @@ class Deployer:
             self.say(f"{self.name}: not deployed; nothing to remove")
             return self.outcome
         for trigger in self._list_triggers():
-            self._change("DeleteTrigger", _delete_trigger_body(self.name, self.namespace, trigger))
+            self._change("DeleteTrigger", delete_trigger_body(self.name, self.namespace, trigger))
         self._change("DeleteFunction", {"FunctionName": self.name, "Namespace": self.namespace})
         self._wait_gone()
         self.say(f"{self.name}: removed (its layer versions stay; SCF keeps them for other functions)")
@@ -173,7 +159,7 @@ class Deployer:
             self._wait_active()
         changed = {k: v for k, v in desired.items()
                    if k not in ("FunctionName", "Namespace", "Runtime", "Type", "Handler")
-                   and _normal(k, function.get(k)) != _normal(k, v)}
+                   and comparable(k, function.get(k)) != comparable(k, v)}
         if changed:
             self._change("UpdateFunctionConfiguration", {"FunctionName": self.name, "Namespace": self.namespace,
                                                          **changed})
@@ -192,12 +178,12 @@ class Deployer:
     def _triggers(self, *, existing: bool) -> None:
         current = self._list_triggers() if existing else []
         wanted = self.trigger_bodies()
-        keep = {_trigger_key(t) for t in current} & {_trigger_key(t) for t in wanted}
+        keep = {trigger_key(t) for t in current} & {trigger_key(t) for t in wanted}
         for trigger in current:
-            if _trigger_key(trigger) not in keep:
-                self._change("DeleteTrigger", _delete_trigger_body(self.name, self.namespace, trigger))
+            if trigger_key(trigger) not in keep:
+                self._change("DeleteTrigger", delete_trigger_body(self.name, self.namespace, trigger))
         for body in wanted:
-            if _trigger_key(body) not in keep:
+            if trigger_key(body) not in keep:
                 self._change("CreateTrigger", body)
 
     def _list_triggers(self) -> list[dict]:
@@ -245,7 +231,7 @@ class Deployer:
         if self.dry_run:
             self.say(f"would call {call.line()}")
             return {"LayerVersion": 1} if action == "PublishLayerVersion" else {}
-        self.say(_progress(action, body))
+        self.say(progress(action, body))
         try:
             return self._call(action, body)
         except TencentCloudSDKException as exc:
@@ -281,45 +267,3 @@ class Deployer:
 def runtime_mismatch(name: str, deployed: str, wanted: str) -> str:
     return (f"function {name} runs {deployed}, RUNTIME is {wanted}: SCF cannot change a runtime after creation; "
             f"set RUNTIME={deployed} in .env (and `make layer`), or `superres remove` and deploy again")
-
-
-def _trigger_key(trigger: dict) -> tuple[str, str, str, str]:
-    """COS triggers compare as tencent-component-toolkit compares them: bucket, event and filter, enable,
-    qualifier (TriggerDesc parsed, so spacing does not matter)."""
-    desc = json.loads(str(trigger.get("TriggerDesc") or "{}"))
-    filters = desc.get("filter") or {}
-    enable = trigger.get("Enable")
-    return (str(trigger.get("TriggerName")),
-            json.dumps([desc.get("event"), filters.get("Prefix") or "", filters.get("Suffix") or ""]),
-            "OPEN" if enable in (1, "1", "OPEN", True) else "CLOSE", str(trigger.get("Qualifier") or "$DEFAULT"))
-
-
-def _delete_trigger_body(name: str, namespace: str, trigger: dict) -> dict[str, object]:
-    event = json.loads(str(trigger.get("TriggerDesc") or "{}")).get("event")
-    return {"FunctionName": name, "Namespace": namespace, "Type": "cos", "TriggerName": trigger.get("TriggerName"),
-            "TriggerDesc": json.dumps({"event": event}, separators=(",", ":")),
-            "Qualifier": trigger.get("Qualifier") or "$DEFAULT"}
-
-
-def _normal(key: str, value: object) -> object:
-    """GetFunction's view and the request's, made comparable."""
-    if key == "Layers":
-        return [(entry.get("LayerName"), int(entry.get("LayerVersion") or 0)) for entry in value or []]  # type: ignore[union-attr]
-    if key == "Environment":
-        return sorted((v.get("Key"), v.get("Value")) for v in ((value or {}).get("Variables") or []))  # type: ignore[union-attr]
-    if key == "DeadLetterConfig":
-        return {k: v for k, v in (value or {}).items() if v} or None  # type: ignore[union-attr]
-    return value if value not in (None, "") else ""
-
-
-def _progress(action: str, body: dict) -> str:
-    what = {"PublishLayerVersion": f"publishing layer {body.get('LayerName')}",
-            "CreateFunction": f"creating function {body.get('FunctionName')} ({body.get('Runtime')})",
-            "UpdateFunctionCode": f"updating the code of {body.get('FunctionName')}",
-            "UpdateFunctionConfiguration": f"updating the configuration of {body.get('FunctionName')}: "
-                                           f"{', '.join(k for k in body if k not in ('FunctionName', 'Namespace'))}",
-            "UpdateFunctionEventInvokeConfig": f"setting async retries/retention of {body.get('FunctionName')}",
-            "CreateTrigger": f"creating COS trigger {body.get('TriggerName')} {body.get('TriggerDesc')}",
-            "DeleteTrigger": f"deleting COS trigger {body.get('TriggerName')} {body.get('TriggerDesc')}",
-            "DeleteFunction": f"deleting function {body.get('FunctionName')}"}
-    return what.get(action, action)
