@@ -98,7 +98,8 @@ class ScfApiServer:
                  host: str = "127.0.0.1", port: int = 0, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry
         self.credentials = {c.secret_id: c for c in credentials}
-        self.actions = routes(providers)
+        self.providers = list(providers)
+        self.actions = routes(self.providers)
         self._clock = clock
         extra = [Route(path, endpoint, methods=["GET"]) for path, endpoint in (get_routes or {}).items()]
         self.app = Starlette(routes=[Route("/", self._handle, methods=["POST"]), *extra])
@@ -110,7 +111,8 @@ class ScfApiServer:
 
     @property
     def calls(self) -> list[ReceivedCall]:
-        return self.registry.calls
+        """The invocations that reached this server (Invoke, InvokeFunction)."""
+        return [call for provider in self.providers for call in getattr(provider, "calls", [])]
 
     @property
     def endpoint(self) -> str:

@@ -31,8 +31,9 @@ class ReceivedCall:
 
 
 class InvokeApi:
-    def __init__(self, registry: FunctionRegistry) -> None:
+    def __init__(self, registry: FunctionRegistry, calls: list[ReceivedCall] | None = None) -> None:
         self.registry = registry
+        self.calls = calls if calls is not None else []  # what reached this API (tests read it)
 
     @action(SCF, "Invoke")
     async def invoke(self, params: dict) -> dict:
@@ -85,7 +86,7 @@ class InvokeApi:
         except ValueError:
             raise ApiError("InvalidParameterValue.Param", f"{event_field} is not in standard JSON format") from None
         records = event.get("Records") if isinstance(event, dict) else None
-        self.registry.calls.append(ReceivedCall(action_name, function.name, invocation_type, size,
+        self.calls.append(ReceivedCall(action_name, function.name, invocation_type, size,
                                                 len(records) if isinstance(records, list) else 0))
         if invocation_type == "Event":
             return _result(function_request_id=await run_in_threadpool(function.invoke_async, event))

@@ -169,7 +169,6 @@ class FunctionRegistry:
     layers: LayerRegistry = field(init=False)
     cam: CamState = field(default_factory=CamState)
     functions: dict[tuple[str, str], ScfFunction] = field(default_factory=dict)
-    calls: list = field(default_factory=list)  # superres.scf.invoke_api.ReceivedCall
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:

@@ -77,9 +77,11 @@ def test_wrong_key_is_a_clear_error(api: tuple[LocalStack, ScfApiServer]) -> Non
     assert "AuthFailure.SignatureFailure" in result.output and "Traceback" not in result.output
 
 
-def test_missing_keys_are_named(api: tuple[LocalStack, ScfApiServer]) -> None:
+def test_missing_keys_are_named_with_the_actions_deploy_config_needs(api: tuple[LocalStack, ScfApiServer]) -> None:
     result = _run(api, env={"TENCENTCLOUD_SECRETID": None})
     assert result.exit_code == 1 and "TENCENTCLOUD_SECRETID" in result.output
+    assert "scf:UpdateFunctionEventInvokeConfig and scf:GetFunctionEventInvokeConfig" in result.output
+    assert "scf:InvokeFunction" not in result.output
 
 
 def test_malformed_env_setting_is_named(api: tuple[LocalStack, ScfApiServer], tmp_path: Path) -> None:

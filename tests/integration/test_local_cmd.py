@@ -55,7 +55,12 @@ def test_sdk_script_upload_runs_the_function_and_stores_the_result(local):
         time.sleep(0.1)
     body = client.get_object(Bucket=BUCKET, Key="superres/uploads/navy.jpg")["Body"].get_raw_stream().read()
     assert Image.open(io.BytesIO(body)).size == (60, 40)
-    assert '"outcome":"processed"' in (data / "function-log.jsonl").read_text()
+    log = data / "function-log.jsonl"
+    for _ in range(300):  # CI stores the result before the invocation ends and its log is written
+        if log.exists() and '"outcome":"processed"' in log.read_text():
+            break
+        time.sleep(0.1)
+    assert '"outcome":"processed"' in log.read_text()
 
 
 def test_replay_deployed_through_the_served_scf_api(local):
