@@ -177,11 +177,7 @@ class ScfApiServer:
 class FunctionHost(Protocol):
     """What serve_scf_api needs from the local stack (superres.stack.LocalStack), without importing it."""
 
-    spec: Any
-    settings: Any
-    options: Any
-
-    def function_env(self) -> dict[str, str]: ...
+    settings: Any  # .credentials: the keys the API accepts
 
     def scf_registry(self) -> FunctionRegistry: ...
 
