@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from superres.layer import LAYER_NAME, LAYERS_DIR, LayerBuildError, build_layer
+from superres.deploy.layer import LAYER_NAME, LAYERS_DIR, LayerBuildError, build_layer
 from superres.scf.container import ContainerOptions, FunctionContainer
 from superres.scf.serverless import load_function_spec
 from superres.scf.trigger import build_cos_event

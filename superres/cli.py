@@ -52,9 +52,11 @@ main.add_command(replay_cmd.replay)
 from .commands import backfill_cmd  # noqa: E402
 
 main.add_command(backfill_cmd.backfill)
-from .commands import check_cmd, deploy_config_cmd  # noqa: E402
+from .commands import check_cmd, deploy_cmd, deploy_config_cmd  # noqa: E402
 
 main.add_command(check_cmd.check)
+main.add_command(deploy_cmd.deploy)
+main.add_command(deploy_cmd.remove)
 main.add_command(deploy_config_cmd.deploy_config)
 from .commands import reconcile_cmd  # noqa: E402
 

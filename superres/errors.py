@@ -14,6 +14,7 @@ from qcloud_cos.cos_exception import CosClientError, CosServiceError
 from superres_fn import ConfigError
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
+from .deploy.deployment import SelfTriggerError
 from .scf.serverless import ServerlessConfigError
 
 # COS codes that mean the keys (or their token) are wrong, not the request.
@@ -28,7 +29,7 @@ _HOST_PORT = re.compile(r"host='(?P<host>[^']+)', port=(?P<port>\d+)")
 
 def describe(exc: BaseException) -> str:
     """The message for a failure the CLI knows; anything else is named by its type with a hint to --debug."""
-    if isinstance(exc, (ServerlessConfigError, ConfigError)):
+    if isinstance(exc, (ServerlessConfigError, ConfigError, SelfTriggerError)):
         return str(exc)
     if isinstance(exc, CosServiceError):
         return cos_service_error(exc)

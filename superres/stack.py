@@ -1,4 +1,5 @@
-"""The whole local stand-in in one object: COS + CI server, serverless.yml's function and its COS trigger."""
+"""The whole local stand-in in one object: COS + CI server, serverless.yml's function and its COS trigger, and
+the local SCF account (functions deployed through the SCF API, their layers and triggers, CAM roles)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .scf.cam import CamState
 from .scf.container import ContainerOptions, FunctionContainer
 from .scf.event_queue import MAX_EVENT_AGE_S, MAX_QUEUED_EVENTS, EventQueue
+from .scf.registry import FunctionRegistry, ScfFunction
 from .scf.role import role_keys, role_policy
 from .scf.serverless import FunctionSpec, load_function_spec
 from .scf.trigger import StopSummary, TriggerDispatcher
+from .standin.ci_buckets import ai_bucket_route
 from .standin.events import ObjectCreated
 from .standin.faults import FaultPlan
 from .standin.server import StandIn
@@ -33,6 +37,13 @@ class StackOptions:
     settings: StandinSettings | None = None  # default: data_dir, demo keys (or TENCENTCLOUD_* keys)
     engine: object | None = None  # an superres.sr Engine; default: settings.engine_name
     trigger: bool = True
+    # False: serverless.yml's function is not running; `superres deploy --endpoint` puts functions in the account.
+    function: bool = True
+    # CAM roles of the local account (role -> {policy name: document}); None: SCF_ROLE with cam-policy.json.
+    cam_roles: dict[str, dict[str, dict]] | None = None
+    # Refuse a trigger prefix that overlaps DEST_PREFIX (SelfTriggerError); only tests of the function's own
+    # recursion guard turn this off.
+    refuse_self_trigger: bool = True
     instances: int = 2
     retry_interval_s: float = 1.0
     max_event_age_s: float = MAX_EVENT_AGE_S  # SCF's Maximum Event Age for queued trigger events
@@ -84,13 +95,16 @@ class LocalStack:
             self.settings = dataclasses.replace(self.settings, default_bucket=self.spec.triggers[0].bucket)
         self.trigger: TriggerDispatcher | None = None
         self._role_env: dict[str, str] | None = None
+        # Buckets bound to Cloud Infinite with AI processing on (GET /ai_bucket); the trigger buckets by default.
+        self.ai_buckets: set[str] = {t.bucket for t in self.spec.triggers}
+        self._registry: FunctionRegistry | None = None
         self.standin = StandIn(self.settings, engine=options.engine, on_object_created=self._on_object_created,
                                host=options.host, port=options.port, faults=options.faults,
                                request_log=options.request_log, injections=options.injections,
                                inject_file=options.inject_file, clock_skew_s=options.clock_skew_s)
 
     def start(self) -> LocalStack:
-        if self.options.trigger:
+        if self.options.function:
             self.check_function_settings()
         self.options.data_dir.mkdir(parents=True, exist_ok=True)
         # Everything a first request relies on exists before the server answers: its port, the trigger's
@@ -99,7 +113,7 @@ class LocalStack:
         for trigger in self.spec.triggers:
             if not self.standin.store.bucket_exists(trigger.bucket):
                 self.standin.store.create_bucket(trigger.bucket, trigger.region)
-        if self.options.trigger:
+        if self.options.trigger and self.options.function:
             try:
                 self.trigger = self._dispatcher()
             except BaseException:
@@ -157,10 +171,47 @@ class LocalStack:
     def check_function_settings(self) -> None:
         """Load the function's settings as its cold start will (serverless.yml's variables, this stack's
         overrides), so an invalid MAGNIFY or DEST_PREFIX stops start-up instead of failing every upload.
-        Raises superres_fn.ConfigError naming the variable and the allowed values."""
+        Raises superres_fn.ConfigError naming the variable and the allowed values, or SelfTriggerError when the
+        trigger prefix and DEST_PREFIX overlap (every result would run the function again)."""
         from superres_fn import load_settings
 
-        load_settings({**self.spec.environment, **self.function_env(endpoint=False)})
+        from .deploy.deployment import refuse_self_trigger
+
+        settings = load_settings({**self.spec.environment, **self.function_env(endpoint=False)})
+        if self.options.refuse_self_trigger:
+            refuse_self_trigger(self.spec, settings)
+
+    def scf_registry(self) -> FunctionRegistry:
+        """The local SCF account: serverless.yml's function (from the checkout) unless the stack started without
+        it, and whatever is deployed through the SCF API (from its own zip and layers)."""
+        if self._registry is None:
+            registry = FunctionRegistry(
+                data_dir=self.options.data_dir, region=self.settings.region, appid=self.settings.appid,
+                base_env=self.function_env(), log_path=self.options.data_dir / "function-log.jsonl",
+                on_log=self.options.on_log, read_cos_object=lambda bucket, key: self.standin.store.read(bucket, key)[1],
+                instances=self.options.instances, cam=self._cam_state())
+            if self.options.function:
+                # Its COS trigger is the stack's own (durable) dispatcher, so the API's copy has none.
+                spec = dataclasses.replace(self.spec, triggers=())
+                registry.add(ScfFunction(spec, ContainerOptions(env=self.function_env(), appid=self.settings.appid),
+                                         region=self.settings.region, instances=self.options.instances,
+                                         log_path=registry.log_path, on_log=self.options.on_log))
+            self._registry = registry
+        return self._registry
+
+    def api_get_routes(self) -> dict[str, object]:
+        """What the local cloud API's port serves besides the API 3.0 actions: CI's GET /ai_bucket."""
+        return {"/ai_bucket": ai_bucket_route(self.settings.credentials, self.settings.region,
+                                              lambda: self.ai_buckets)}
+
+    def _cam_state(self) -> CamState:
+        state = CamState()
+        roles = self.options.cam_roles
+        if roles is None:
+            roles = _default_roles(self.options.serverless)
+        for role, policies in roles.items():
+            state.add_role(role, policies)
+        return state
 
     def container(self, **overrides: object) -> FunctionContainer:
         """A fresh function instance wired to this stand-in (replay uses one)."""
@@ -183,3 +234,22 @@ class LocalStack:
     def _on_object_created(self, obj: ObjectCreated) -> None:
         if self.trigger is not None:
             self.trigger(obj)
+        if self._registry is not None:
+            self._registry.deliver(obj)
+
+
+def _default_roles(serverless: Path) -> dict[str, dict[str, dict]]:
+    """SCF_ROLE with the project's cam-policy.json attached, as docs/deploy.md step 4 creates it."""
+    import json
+
+    from .scf.serverless import read_env_files
+
+    role = read_env_files(serverless.parent).get("SCF_ROLE")
+    policy_file = serverless.parent / "cam-policy.json"
+    if not role:
+        return {}
+    try:
+        policy = json.loads(policy_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {role: {}}
+    return {role: {"cos-superres-policy": policy}}

@@ -26,6 +26,7 @@ from ..backfill import (
 )
 from ..backfill.inventory import InventoryError, InventorySource, load_manifest
 from ..backfill.reconcile import ReportSource
+from ..deploy.deployment import SelfTriggerError, refuse_self_trigger
 from ..scf.client import ENDPOINT_ENV, CredentialsMissing, Target, make_client
 from ..scf.serverless import FunctionSpec, ServerlessConfigError, load_function_spec
 from ..standin.settings import DEMO_SECRET_ID, DEMO_SECRET_KEY
@@ -78,6 +79,7 @@ def resolve_where(bucket: str | None, prefix: str | None, region: str | None, en
         raise click.UsageError("--inventory and --from-report are two different sources: pass one")
     try:
         spec = load_function_spec(serverless)
+        refuse_self_trigger(spec)  # each result would be backfilled work, and in the cloud trigger again
         trigger = spec.triggers[0] if spec.triggers else None
         bucket = bucket or (trigger.bucket if trigger else None)
         if not bucket:
@@ -87,7 +89,7 @@ def resolve_where(bucket: str | None, prefix: str | None, region: str | None, en
         parse_endpoint(endpoint, "--endpoint")  # so a bad URL is reported under the option's name
         settings = function_settings(spec, region=region, endpoint=endpoint)
         credentials = _credentials(endpoint)
-    except (ServerlessConfigError, ConfigError) as exc:
+    except (ServerlessConfigError, ConfigError, SelfTriggerError) as exc:
         raise click.ClickException(str(exc)) from exc
     except CredentialsMissing as exc:
         raise click.ClickException(str(exc)) from exc

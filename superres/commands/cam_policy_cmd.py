@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from superres_fn import ConfigError
 
-from ..deployment import Deployment, cam_policy, environment_problems, self_trigger_problems
+from ..deploy import Deployment, cam_policy, environment_problems, self_trigger_problems
 from ..scf.serverless import ServerlessConfigError, load_function_spec
 
 

@@ -1,4 +1,5 @@
-"""`superres deploy-config`: what SCF does with failing async events, applied after `components deploy`."""
+"""`superres deploy-config`: what SCF does with failing async events, applied alone (`superres deploy` applies it
+with the function; after `components deploy` this is the way)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import click
 import yaml
 from superres_fn import ConfigError
 
-from ..deployment import AsyncPolicy, DeployConfigError, apply_async_policy
+from ..deploy.deploy_config import DEPLOY_CONFIG_ACTIONS, AsyncPolicy, DeployConfigError, apply_async_policy
 from ..scf.client import ENDPOINT_ENV, CredentialsMissing, make_client
 from ..scf.serverless import ServerlessConfigError, load_function_spec, read_env_files
 
@@ -39,7 +40,8 @@ def deploy_config(serverless: Path, retry_num: int | None, msg_ttl: int | None, 
         policy = AsyncPolicy.from_env(env)
         policy = AsyncPolicy(policy.retry_num if retry_num is None else retry_num,
                              policy.msg_ttl_s if msg_ttl is None else msg_ttl)
-        client = make_client(spec.region, scf_endpoint=scf_endpoint, environ=os.environ)
+        client = make_client(spec.region, scf_endpoint=scf_endpoint, environ=os.environ,
+                             needs=" and ".join(DEPLOY_CONFIG_ACTIONS))
         namespace = str(_namespace(serverless, env))
         applied = apply_async_policy(client, spec.name, namespace, policy)
     except (ServerlessConfigError, ConfigError, DeployConfigError, CredentialsMissing) as exc:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..layer import REQUIREMENTS, LayerBuildError, build_layer
+from ..deploy.layer import REQUIREMENTS, LayerBuildError, build_layer
 
 
 @click.group()

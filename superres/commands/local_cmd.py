@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ..deploy.deployment import SelfTriggerError
 from ..errors import is_address_in_use, port_in_use
 from ..scf.api import serve_scf_api
 from ..scf.event_queue import MAX_EVENT_AGE_S, QueueBusyError
@@ -43,7 +44,11 @@ from ..standin.faults import FaultPlan, load_inject_file, parse_inject
               default=MAX_EVENT_AGE_S, show_default=True,
               help="SCF's Maximum Event Age: a queued trigger event older than this is dropped (and logged).")
 @click.option("--scf-api-port", type=click.IntRange(0, 65535), default=None,
-              help="Also serve the SCF API (Invoke) for `replay --deployed` / `backfill --deployed` on this port.")
+              help="Also serve the SCF API on this port: Invoke for `replay --deployed` / `backfill --deployed`, "
+                   "the deploy actions for `superres deploy --endpoint`, the reads of `check --cloud`.")
+@click.option("--no-function", is_flag=True,
+              help="Start with no function: serverless.yml's function is not run from the checkout; deploy one with "
+                   "`superres deploy --endpoint HOST:PORT` (the SCF API is served on --scf-api-port, default 9001).")
 @click.option("--serverless", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=Path("serverless.yml"), show_default=True, help="Deployment file whose COS trigger to run.")
 @click.option("--fault-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
@@ -70,7 +75,7 @@ from ..standin.faults import FaultPlan, load_inject_file, parse_inject
               "of real time (negative: behind). Trigger events' eventTime and signature checks keep real time.")
 def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_key: str | None, engine: str,
           no_trigger: bool, retry_interval: float, drain_s: float, max_event_age_s: float,
-          scf_api_port: int | None, serverless: Path,
+          scf_api_port: int | None, no_function: bool, serverless: Path,
           fault_share: float, fault_kinds: str, fault_targets: str, fault_delay: float,
           fault_seed: int | None, request_log: Path | None, injections: tuple[str, ...], inject_file: Path | None,
           clock_skew_s: float) -> None:
@@ -96,10 +101,13 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
         raise click.BadParameter(str(exc), param_hint="--fault-kinds/--fault-targets") from None
     _check_adversary_options(request_log, injections, inject_file, clock_skew_s)
     options = StackOptions(data_dir=data_dir, serverless=serverless, host=host, port=port, settings=settings,
-                           trigger=not no_trigger, on_log=lambda line: click.echo(line), faults=faults,
+                           trigger=not no_trigger, function=not no_function,
+                           on_log=lambda line: click.echo(line), faults=faults,
                            retry_interval_s=retry_interval, max_event_age_s=max_event_age_s,
                            request_log=request_log, injections=injections, inject_file=inject_file,
                            clock_skew_s=clock_skew_s)
+    if no_function and scf_api_port is None:
+        scf_api_port = 9001
     stack = LocalStack(options)
     stopped, cancel = threading.Event(), threading.Event()
 
@@ -112,7 +120,7 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
     signal.signal(signal.SIGTERM, on_signal)
     try:
         stack.start()
-    except QueueBusyError as exc:
+    except (QueueBusyError, SelfTriggerError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         if is_address_in_use(exc):
@@ -127,8 +135,9 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
                     if is_address_in_use(exc):
                         raise click.ClickException(port_in_use(host, scf_api_port, "--scf-api-port")) from None
                     raise
-                click.echo(f"SCF API (Invoke) on {api.endpoint}: replay --deployed {stack.spec.name} "
-                           f"--scf-endpoint {api.endpoint}", err=True)
+                click.echo(f"SCF API on {api.endpoint}: superres deploy --endpoint {api.endpoint} --cos-endpoint "
+                           f"{stack.standin.endpoint_url}; replay --deployed {stack.spec.name} --scf-endpoint "
+                           f"{api.endpoint}", err=True)
             cred = settings.credentials[0]
             key_note = "(the demo key, see README)" if not secret_key else "(yours)"
             routes = ", ".join(f"{t.bucket}/{t.prefix}*" for t in stack.spec.triggers)
@@ -137,7 +146,7 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
                 f"region {stack.settings.region}\n"
                 f"  SecretId {cred.secret_id}  SecretKey {key_note}\n"
                 f"  buckets: {', '.join(t.bucket for t in stack.spec.triggers) or '-'}  engine: {engine}\n"
-                f"  trigger: {'off' if no_trigger else routes}"
+                f"  trigger: {'off' if no_trigger else routes if not no_function else 'the deployed functions'}"
                 + (f"\n  {_backlog(stack)}" if stack.trigger is not None else "")
                 + (f"\n  faults: {faults}" if faults else "")
                 + _adversary_banner(request_log, injections, inject_file, clock_skew_s)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from ..deploy.deployment import SelfTriggerError, refuse_self_trigger
 from ..replay import ReplayError, local_target, replay_deployed, replay_local
 from ..scf.client import ENDPOINT_ENV, CredentialsMissing, InvokeError, Target, make_client
+from ..scf.serverless import ServerlessConfigError, load_function_spec
 from ..sr import ENGINE_NAMES
 
 
@@ -63,6 +65,7 @@ def replay(events: tuple[Path, ...], function: str | None, region: str, namespac
                                        asynchronous=asynchronous, echo=click.echo)
             failed = any(o.failed for o in outcomes)
         else:
+            refuse_self_trigger(load_function_spec(serverless))
             with local_target(endpoint=endpoint, data_dir=data_dir, engine=engine, serverless=serverless,
                               secret_id=os.environ.get("TENCENTCLOUD_SECRETID") if endpoint else None,
                               secret_key=os.environ.get("TENCENTCLOUD_SECRETKEY") if endpoint else None) as target:
@@ -72,6 +75,6 @@ def replay(events: tuple[Path, ...], function: str | None, region: str, namespac
     except CredentialsMissing as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
-    except (InvokeError, ReplayError) as exc:
+    except (InvokeError, ReplayError, SelfTriggerError, ServerlessConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(1 if failed else 0)

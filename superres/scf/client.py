@@ -63,23 +63,32 @@ class InvokeOutcome:
         return bool(self.err_msg)
 
 
-def make_client(region: str, *, scf_endpoint: str | None = None, environ: Mapping[str, str] | None = None
-                ) -> scf_client.ScfClient:
+def make_client(region: str, *, scf_endpoint: str | None = None, environ: Mapping[str, str] | None = None,
+                needs: str = "scf:InvokeFunction") -> scf_client.ScfClient:
+    """An SCF client; `needs` names the CAM actions the caller's key must allow (said when keys are missing)."""
     env = os.environ if environ is None else environ
+    endpoint = scf_endpoint or env.get(ENDPOINT_ENV, "").strip() or None
+    return scf_client.ScfClient(credential_from_env(env, needs), region, client_profile(endpoint))
+
+
+def credential_from_env(env: Mapping[str, str], needs: str) -> credential.Credential:
+    """TENCENTCLOUD_SECRETID/SECRETKEY[/SESSIONTOKEN]; CredentialsMissing names what is missing and `needs`."""
     secret_id = env.get("TENCENTCLOUD_SECRETID", "").strip()
     secret_key = env.get("TENCENTCLOUD_SECRETKEY", "").strip()
     missing = [name for name, value in (("TENCENTCLOUD_SECRETID", secret_id), ("TENCENTCLOUD_SECRETKEY", secret_key))
                if not value]
     if missing:
         raise CredentialsMissing(
-            f"{' and '.join(missing)} not set: export the API key of a CAM user allowed to call scf:InvokeFunction "
+            f"{' and '.join(missing)} not set: export the API key of a CAM user allowed {needs} "
             "(and TENCENTCLOUD_SESSIONTOKEN for a temporary key)"
         )
-    cred = credential.Credential(secret_id, secret_key, env.get("TENCENTCLOUD_SESSIONTOKEN", "").strip() or None)
-    endpoint = scf_endpoint or env.get(ENDPOINT_ENV, "").strip() or None
+    return credential.Credential(secret_id, secret_key, env.get("TENCENTCLOUD_SESSIONTOKEN", "").strip() or None)
+
+
+def client_profile(endpoint: str | None) -> ClientProfile:
+    """The SDK's profile: the real endpoint, or `endpoint` ("HOST:PORT" = plain HTTP, e.g. the local API)."""
     host, scheme = _host_port(endpoint) if endpoint else (None, "https")
-    http = HttpProfile(protocol=scheme, endpoint=host, reqTimeout=_SYNC_TIMEOUT_S)
-    return scf_client.ScfClient(cred, region, ClientProfile(httpProfile=http))
+    return ClientProfile(httpProfile=HttpProfile(protocol=scheme, endpoint=host, reqTimeout=_SYNC_TIMEOUT_S))
 
 
 def invoke(client: scf_client.ScfClient, target: Target, event: object, *, invocation_type: str = "RequestResponse"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from superres_fn import load_settings
 
-from ..deployment import Deployment, cam_policy
+from ..deploy.cam_policy import cam_policy
+from ..deploy.deployment import Deployment
 from ..standin.cam import parse_policy
 from ..standin.sts import TokenAuthority
 from .serverless import FunctionSpec

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from superres.cli import main
-from superres.layer import build_layer
+from superres.deploy.layer import build_layer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,8 +32,22 @@ def _copy(tmp_path: Path, built_layer: Path) -> Path:
     return project
 
 
+# A user's own .env: their bucket (not .env.example's placeholder), and cam-policy.json regenerated for it.
+OWN_ENV = "BUCKET=holiday-photos-1301234567\n"
+
+
+def _own_env(project: Path) -> Path:
+    (project / ".env").write_text(OWN_ENV, encoding="utf-8")
+    result = CliRunner().invoke(main, ["cam-policy", "--serverless", str(project / "serverless.yml")],
+                                env={"RUNTIME": None, "SUPERRES_ENV_FILE": str(project / ".env")})
+    assert result.exit_code == 0, result.output
+    (project / "cam-policy.json").write_text(result.stdout, encoding="utf-8")
+    return project
+
+
 def _check(project: Path) -> tuple[int, list[str], str]:
-    result = CliRunner().invoke(main, ["check", "--project", str(project)], env={"RUNTIME": None})
+    args = ["check", "--project", str(project), "--env-file", str(project / ".env")]
+    result = CliRunner().invoke(main, args, env={"RUNTIME": None})
     problems = [line.removeprefix("problem: ") for line in result.stderr.splitlines() if line.startswith("problem: ")]
     return result.exit_code, problems, result.stdout
 
@@ -44,14 +58,36 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
-def test_shipped_project_with_env_example_passes(tmp_path: Path, built_layer: Path) -> None:
-    code, problems, out = _check(_copy(tmp_path, built_layer))
+def test_shipped_project_with_its_own_env_passes(tmp_path: Path, built_layer: Path) -> None:
+    code, problems, out = _check(_own_env(_copy(tmp_path, built_layer)))
     assert (code, problems) == (0, [])
     assert out.startswith("ok: ")
 
 
-def test_broken_copy_names_each_problem_on_its_own_line(tmp_path: Path, built_layer: Path) -> None:
+def test_a_fresh_clone_without_env_is_not_ready(tmp_path: Path, built_layer: Path) -> None:
+    code, problems, _ = _check(_copy(tmp_path, built_layer))
+    assert code == 1
+    assert problems == ["no .env: run `cp .env.example .env` and set BUCKET (and REGION) for your account; "
+                        ".env.example holds placeholders"]
+
+
+def test_env_example_placeholder_bucket_is_a_problem(tmp_path: Path, built_layer: Path) -> None:
     project = _copy(tmp_path, built_layer)
+    (project / ".env").write_text("MAGNIFY=4\n", encoding="utf-8")
+    code, problems, _ = _check(project)
+    assert code == 1
+    assert problems == ["BUCKET=photos-1250000000 is .env.example's placeholder: set your own in .env"]
+
+
+def test_a_layers_env_that_would_shadow_the_projects_is_a_problem(tmp_path: Path, built_layer: Path) -> None:
+    project = _own_env(_copy(tmp_path, built_layer))
+    (project / "layers" / ".env").write_text("TENCENT_SECRET_ID=x\n", encoding="utf-8")
+    code, problems, _ = _check(project)
+    assert code == 1 and len(problems) == 1 and problems[0].startswith("layers/.env exists"), problems
+
+
+def test_broken_copy_names_each_problem_on_its_own_line(tmp_path: Path, built_layer: Path) -> None:
+    project = _own_env(_copy(tmp_path, built_layer))
     _edit(project / ".env.example", "SCF_ROLE=cos-superres-role\n", "")
     _edit(project / ".env.example", "DEST_PREFIX=superres/", "DEST_PREFIX=uploads/out/")
     _edit(project / ".env.example", "ASYNC_RETRY_NUM=2", "ASYNC_RETRY_NUM=two")
@@ -78,7 +114,7 @@ def test_broken_copy_names_each_problem_on_its_own_line(tmp_path: Path, built_la
 
 
 def test_runtime_without_a_built_layer_is_reported(tmp_path: Path, built_layer: Path) -> None:
-    project = _copy(tmp_path, built_layer)
+    project = _own_env(_copy(tmp_path, built_layer))
     _edit(project / ".env.example", "RUNTIME=Python3.12", "RUNTIME=Python3.9")
     code, problems, _ = _check(project)
     assert code == 1
@@ -86,7 +122,7 @@ def test_runtime_without_a_built_layer_is_reported(tmp_path: Path, built_layer: 
 
 
 def test_runtime_that_is_not_python_is_reported(tmp_path: Path, built_layer: Path) -> None:
-    project = _copy(tmp_path, built_layer)
+    project = _own_env(_copy(tmp_path, built_layer))
     _edit(project / ".env.example", "RUNTIME=Python3.12", "RUNTIME=Nodejs18.15")
     code, problems, _ = _check(project)
     assert code == 1 and any("RUNTIME must be an SCF Python runtime" in p for p in problems), problems

@@ -77,9 +77,11 @@ def test_wrong_key_is_a_clear_error(api: tuple[LocalStack, ScfApiServer]) -> Non
     assert "AuthFailure.SignatureFailure" in result.output and "Traceback" not in result.output
 
 
-def test_missing_keys_are_named(api: tuple[LocalStack, ScfApiServer]) -> None:
+def test_missing_keys_are_named_with_the_actions_deploy_config_needs(api: tuple[LocalStack, ScfApiServer]) -> None:
     result = _run(api, env={"TENCENTCLOUD_SECRETID": None})
     assert result.exit_code == 1 and "TENCENTCLOUD_SECRETID" in result.output
+    assert "scf:UpdateFunctionEventInvokeConfig and scf:GetFunctionEventInvokeConfig" in result.output
+    assert "scf:InvokeFunction" not in result.output
 
 
 def test_malformed_env_setting_is_named(api: tuple[LocalStack, ScfApiServer], tmp_path: Path) -> None:
@@ -109,11 +111,13 @@ def test_configured_retry_count_is_what_a_failing_event_gets(tmp_path: Path) -> 
     with LocalStack(options) as stack, serve_scf_api(stack) as server:
         buf = io.BytesIO()
         Image.new("RGB", (32, 24), (200, 80, 40)).save(buf, "JPEG")
-        stack.client().put_object(Bucket="photos-1250000000", Key="uploads/astronaut.jpg", Body=buf.getvalue())
+        etag = stack.client().put_object(Bucket="photos-1250000000", Key="uploads/astronaut.jpg",
+                                         Body=buf.getvalue())["ETag"]
         result = _run((stack, server), "--retry-num", "1")
         assert result.exit_code == 0, result.output
         client = make_client("ap-guangzhou", scf_endpoint=server.endpoint, environ=stack.function_env())
         event = json.loads((ROOT / "events" / "put_single.json").read_text(encoding="utf-8"))
+        event["Records"][0]["cos"]["cosObject"]["meta"]["ETag"] = etag  # the version stored here
         invoke(client, Target("cos-superres-dev", "ap-guangzhou", "default", None), event, invocation_type="Event")
         assert server.wait_idle(120)
         deliveries = list(_function(server)._async.deliveries)

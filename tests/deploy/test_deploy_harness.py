@@ -19,8 +19,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from superres.layer import build_layer, configured_runtime, python_version_of
+from superres.cli import main
+from superres.deploy.layer import build_layer, configured_runtime, python_version_of
+from superres.deploy.project import load_project
 from superres.scf.serverless import read_env_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,59 +82,78 @@ def _body(result: dict, action: str) -> dict:
 
 def check_function(result: dict, env: dict[str, str]) -> None:
     body = _body(result, "CreateFunction")
-    assert body["FunctionName"] == f"cos-superres-{env['STAGE']}"
-    assert body["Runtime"] == env["RUNTIME"]
-    assert body["Handler"] == "index.main_handler" and body["Type"] == "Event"
+    assert body["FunctionName"] == f"cos-superres-{env['STAGE']}", "function name"
+    assert body["Runtime"] == env["RUNTIME"], f"runtime {body['Runtime']} is not RUNTIME {env['RUNTIME']}"
+    assert body["Handler"] == "index.main_handler" and body["Type"] == "Event", "handler"
     assert body.get("Role") == env["SCF_ROLE"], "no execution role: the function would have no keys"
-    assert 128 <= body["MemorySize"] <= 3072 and 1 <= body["Timeout"] <= 900
+    assert 128 <= body["MemorySize"] <= 3072 and 1 <= body["Timeout"] <= 900, "memory or timeout"
     variables = {v["Key"]: v["Value"] for v in body["Environment"]["Variables"]}
-    assert variables.keys() == FUNCTION_SETTINGS
-    assert variables["DEST_PREFIX"] == env["DEST_PREFIX"] and variables["MAGNIFY"] == env["MAGNIFY"]
+    assert variables.keys() == FUNCTION_SETTINGS, "environment variables"
+    assert variables["DEST_PREFIX"] == env["DEST_PREFIX"] and variables["MAGNIFY"] == env["MAGNIFY"], "settings"
     assert "undefined" not in json.dumps(body), "an ${env:} reference was not set"
-    assert re.fullmatch(r"[A-Za-z0-9 ,.\n\u4e00-\u9fff]*", body.get("Description", "")), body.get("Description")
+    assert re.fullmatch(r"[A-Za-z0-9 ,.\n\u4e00-\u9fff]*", body.get("Description", "")), "description charset"
     layer_version = _body(result, "PublishLayerVersion")
-    assert body["Layers"] == [{"LayerName": layer_version["LayerName"], "LayerVersion": 1}]
-    assert "DeadLetterConfig" not in body
+    assert body["Layers"] == [{"LayerName": layer_version["LayerName"], "LayerVersion": 1}], "bound layer"
+    assert "DeadLetterConfig" not in body, "dead-letter queue"
 
 
 def check_trigger(result: dict, env: dict[str, str]) -> None:
     body = _body(result, "CreateTrigger")
-    assert body["Type"] == "cos" and body["FunctionName"] == f"cos-superres-{env['STAGE']}"
-    assert body["TriggerName"] == f"{env['BUCKET']}.cos.{env['REGION']}.myqcloud.com"
+    assert body["Type"] == "cos" and body["FunctionName"] == f"cos-superres-{env['STAGE']}", "trigger type"
+    assert body["TriggerName"] == f"{env['BUCKET']}.cos.{env['REGION']}.myqcloud.com", "trigger bucket"
     assert json.loads(body["TriggerDesc"]) == {"event": "cos:ObjectCreated:*",
-                                               "filter": {"Prefix": env["SOURCE_PREFIX"], "Suffix": ""}}
-    assert body["Enable"] == "OPEN"
-    assert body["Qualifier"] == "$DEFAULT"
+                                               "filter": {"Prefix": env["SOURCE_PREFIX"], "Suffix": ""}}, \
+        "trigger prefix is not SOURCE_PREFIX"
+    assert body["Enable"] == "OPEN", "trigger not enabled"
+    assert body["Qualifier"] == "$DEFAULT", "trigger qualifier"
 
 
 def check_layer(result: dict, env: dict[str, str]) -> None:
     body = _body(result, "PublishLayerVersion")
-    assert body["LayerName"] == "cos-superres-layer"
-    assert body["CompatibleRuntimes"] == [env["RUNTIME"]]
-    assert re.fullmatch(r"[A-Za-z0-9 ,.\n\u4e00-\u9fff]*", body["Description"]), body["Description"]
+    assert body["LayerName"] == "cos-superres-layer", "layer name"
+    assert body["CompatibleRuntimes"] == [env["RUNTIME"]], f"layer runtimes {body['CompatibleRuntimes']} not RUNTIME"
+    assert re.fullmatch(r"[A-Za-z0-9 ,.\n\u4e00-\u9fff]*", body["Description"]), "layer description charset"
     files = result["deployed"]["cos-superres-layer"]["files"]
     tops = {f.split("/", 1)[0] for f in files}
-    assert {"qcloud_cos", "orjson", "crcmod", "requests", "six.py", "xmltodict.py"} <= tops
-    assert "python" not in tops  # SCF puts /opt on PYTHONPATH, not /opt/python
+    assert {"qcloud_cos", "orjson", "crcmod", "requests", "six.py", "xmltodict.py"} <= tops, "layer packages"
+    assert "python" not in tops, "packages under python/"  # SCF puts /opt on PYTHONPATH, not /opt/python
     tag = python_version_of(env["RUNTIME"]).replace(".", "")
     extensions = [f for f in files if re.search(r"\.cpython-\d+-.*\.so$", f)]
-    assert extensions and all(f".cpython-{tag}-x86_64-linux-gnu.so" in f for f in extensions)
+    assert extensions and all(f".cpython-{tag}-x86_64-linux-gnu.so" in f for f in extensions), "layer extensions"
 
 
 def check_code_upload(result: dict, project: Path) -> None:
     files = result["deployed"]["cos-superres"]["files"]
     expected = sorted(p.relative_to(project / "handler").as_posix() for p in (project / "handler").rglob("*")
                       if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
-    assert files == expected
-    assert "index.py" in files and any(f.startswith("superres_fn/") for f in files)
+    assert files == expected, "uploaded files are not handler/ without caches"
+    assert "index.py" in files and any(f.startswith("superres_fn/") for f in files), "handler files"
+
+
+CHECKS = {"layer": check_layer, "function": check_function, "trigger": check_trigger}
 
 
 def check_all(result: dict, project: Path) -> None:
     env = _env(project)
-    check_layer(result, env)
-    check_function(result, env)
-    check_trigger(result, env)
+    for check in CHECKS.values():
+        check(result, env)
     check_code_upload(result, project)
+
+
+def caught_by(project: Path) -> str:
+    """Which check refuses this copy: 'deploy: <the harness's reason>' when Tencent's code itself fails, else
+    '<check>: <its message>' of the first check that fails, else 'nothing'."""
+    try:
+        result = deploy(project)
+    except DeployFailed as exc:
+        return f"deploy: {exc}"
+    env = _env(project)
+    for name, check in [*CHECKS.items(), ("code", lambda r, e: check_code_upload(r, project))]:
+        try:
+            check(result, env)
+        except AssertionError as exc:
+            return f"{name}: {str(exc).splitlines()[0]}"
+    return "nothing"
 
 
 @pytest.fixture(scope="module")
@@ -166,37 +188,85 @@ def test_layer_is_deployed_before_the_function_that_binds_it(shipped: tuple[dict
     assert actions.index("PublishLayerVersion") < actions.index("CreateFunction") < actions.index("CreateTrigger")
 
 
+# What tencent-component-toolkit adds to CreateFunction that SCF defaults to anyway (public network on, no L5, no
+# dependency install, 512 MB disk, code mode); and the code itself, which it sends as an object in the platform's
+# bucket where `superres deploy` sends Code.ZipFile / Content.ZipFile (compared by file list instead).
+TOOLKIT_DEFAULTS = {"DeployMode", "PublicNetConfig", "L5Enable", "InstallDependency", "DiskSize"}
+CODE_KEYS = {"Code", "Content"}
+
+
+def _dry_run_bodies(project: Path) -> dict[str, dict]:
+    no_keys = {"TENCENTCLOUD_SECRETID": None, "TENCENTCLOUD_SECRETKEY": None, "SUPERRES_SCF_ENDPOINT": None}
+    result = CliRunner().invoke(main, ["deploy", "--dry-run", "--project", str(project)], env=no_keys)
+    assert result.exit_code == 0, result.output
+    bodies = {}
+    for line in result.stdout.splitlines():
+        action, _, body = line.removeprefix("would call ").partition(" ")
+        bodies[action] = json.loads(body)
+    return bodies
+
+
+def test_superres_deploy_dry_run_sends_the_bodies_tencents_toolkit_sends(shipped: tuple[dict, Path]) -> None:
+    result, project = shipped
+    ours = _dry_run_bodies(project)
+    for action in ("PublishLayerVersion", "CreateFunction", "CreateTrigger"):
+        theirs = {k: v for k, v in _body(result, action).items()
+                  if k not in {"Action", "Version", *TOOLKIT_DEFAULTS, *CODE_KEYS}}
+        assert {k: v for k, v in ours[action].items() if k not in CODE_KEYS} == theirs, action
+    loaded = load_project(project, environ={})
+    assert sorted(name for _, name in loaded.code_files()) == sorted(result["deployed"]["cos-superres"]["files"])
+    assert sorted(name for _, name in loaded.layer_files()) == sorted(
+        result["deployed"]["cos-superres-layer"]["files"])
+
+
 def _edit(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text, f"{old!r} not in {path.name}"
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
+# breakage -> (file, old text, new text, what catches it: the failing check and the start of its message)
 BREAKAGES = {
-    "role from an unset variable": ("serverless.yml", "role: ${env:SCF_ROLE}", "role: ${env:SCF_ROLE_NAME}"),
-    "trigger left disabled": ("serverless.yml", "enable: true", "enable: false"),
-    "whole project uploaded": ("serverless.yml", "src: ./handler", "src: ./"),
-    "caches not excluded": ("serverless.yml", '      - "**/__pycache__/**"\n      - "**/*.pyc"\n', ""),
-    "runtime pinned apart from RUNTIME": ("serverless.yml", "runtime: ${env:RUNTIME}", "runtime: Python3.10"),
-    "layer runtime apart from RUNTIME": ("layers/serverless.yml", "    - ${env:RUNTIME}", "    - Python3.10"),
-    "layer bound from another instance": ("serverless.yml", "cos-superres-layer.version", "other-layer.version"),
-    "description with a hyphen": ("serverless.yml", "Super resolves", "Super-resolves"),
+    "role from an unset variable": ("serverless.yml", "role: ${env:SCF_ROLE}", "role: ${env:SCF_ROLE_NAME}",
+                                    "function: no execution role"),
+    "trigger left disabled": ("serverless.yml", "enable: true", "enable: false", "trigger: trigger not enabled"),
+    "whole project uploaded": ("serverless.yml", "src: ./handler", "src: ./",
+                               "code: uploaded files are not handler/"),
+    "caches not excluded": ("serverless.yml", '      - "**/__pycache__/**"\n      - "**/*.pyc"\n', "",
+                            "code: uploaded files are not handler/"),
+    "runtime pinned apart from RUNTIME": ("serverless.yml", "runtime: ${env:RUNTIME}", "runtime: Python3.10",
+                                          "function: runtime Python3.10 is not RUNTIME"),
+    "layer runtime apart from RUNTIME": ("layers/serverless.yml", "    - ${env:RUNTIME}", "    - Python3.10",
+                                         "layer: layer runtimes ['Python3.10'] not RUNTIME"),
+    "layer bound from another instance": ("serverless.yml", "cos-superres-layer.version", "other-layer.version",
+                                          "deploy: deploy harness: Error: unresolved engine variables"),
+    "description with a hyphen": ("serverless.yml", "Super resolves", "Super-resolves",
+                                  "function: description charset"),
     "trigger prefix from the wrong variable": ("serverless.yml", "prefix: ${env:SOURCE_PREFIX}",
-                                               "prefix: ${env:DEST_PREFIX}"),
-    "yaml syntax error": ("serverless.yml", "inputs:\n", "inputs:\n  - [\n"),
+                                               "prefix: ${env:DEST_PREFIX}",
+                                               "trigger: trigger prefix is not SOURCE_PREFIX"),
+    "yaml syntax error": ("serverless.yml", "inputs:\n", "inputs:\n  - [\n",
+                          "deploy: deploy harness: Error: The serverless.yml file has incorrect format"),
 }
 
 
 @pytest.mark.parametrize("breakage", sorted(BREAKAGES))
-def test_the_same_checks_fail_on_a_broken_copy(tmp_path: Path, layer_build_dir: Path, breakage: str) -> None:
+def test_each_broken_copy_is_caught_by_its_check(tmp_path: Path, layer_build_dir: Path, breakage: str) -> None:
     project = _project_copy(tmp_path, layer_build_dir)
-    name, old, new = BREAKAGES[breakage]
+    name, old, new, expected = BREAKAGES[breakage]
     _edit(project / name, old, new)
     if breakage == "caches not excluded":
         (project / "handler" / "__pycache__").mkdir(exist_ok=True)
         (project / "handler" / "__pycache__" / "index.cpython-312.pyc").write_bytes(b"\0")
-    with pytest.raises((AssertionError, DeployFailed)):
-        check_all(deploy(project), project)
+    assert caught_by(project).startswith(expected)
+
+
+def test_the_stubbed_cloud_api_refuses_an_action_it_does_not_model() -> None:
+    script = ("const {answer} = require(process.argv[1]); "
+              "console.log(JSON.stringify(answer({Action: 'UpdateAlias', FunctionName: 'f'})));")
+    proc = subprocess.run([_node(), "-e", script, str(HARNESS / "deploy.js")], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert json.loads(proc.stdout)["Error"]["Code"] == "InvalidAction"
 
 
 def test_dead_letter_queue_from_env_reaches_create_function(tmp_path: Path, layer_build_dir: Path) -> None:

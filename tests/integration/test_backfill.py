@@ -32,7 +32,8 @@ from superres.backfill import (
     function_settings,
 )
 from superres.cli import main
-from superres.scf.api import ASYNC_EVENT_MAX_BYTES, serve_scf_api
+from superres.scf.api import serve_scf_api
+from superres.scf.invoke_api import ASYNC_EVENT_MAX_BYTES
 from superres.stack import LocalStack
 from tests.integration.request_log import RequestLog
 

@@ -30,7 +30,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from superres.cli import main
-from superres.layer import LAYERS_DIR, SCF_PYTHON_VERSION, default_build_dir, default_zip_path
+from superres.deploy.layer import LAYERS_DIR, SCF_PYTHON_VERSION, default_build_dir, default_zip_path
 from superres.scf.container import ContainerOptions, FunctionContainer
 from superres.sr import load_engine
 from superres.stack import LocalStack, StackOptions

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from superres.deployment import (
+from superres.deploy import (
     CI_ACTIONS,
     Deployment,
     cam_policy,
     environment_problems,
     self_trigger_problems,
 )
-from superres.layer import LAYER_NAME, configured_runtime
+from superres.deploy.layer import LAYER_NAME, configured_runtime
 from superres.scf.serverless import load_function_spec
 
 ROOT = Path(__file__).resolve().parents[2]

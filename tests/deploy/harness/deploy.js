@@ -14,7 +14,8 @@
  *   the zip that would leave the machine is captured byte for byte.
  * - tencent-component-toolkit `Scf` / `Layer`: the code the scf and layer components run in Tencent's engine;
  *   it turns inputs into CreateFunction, CreateTrigger, PublishLayerVersion, ... bodies and sends each through
- *   `Capi.prototype.request`, which is stubbed here to record the body and answer like the API.
+ *   `Capi.prototype.request`, which is stubbed here to record the body and answer like the API. An action the
+ *   stub does not model is answered with the API's InvalidAction error, so a new call cannot pass unnoticed.
  *
  * Two steps belong to the platform's engine, whose code is not published, and are done here in a few lines:
  * resolving ${output:stage:app:instance.key} / ${stage} / ${app} from the deployed layer's outputs, and the
@@ -71,8 +72,14 @@ function answer(body) {
     }
     case 'GetLayerVersion':
       return { LayerName: body.LayerName, LayerVersion: body.LayerVersion, Status: 'Active' };
+    case 'GetAlias':
+      // every function has the $DEFAULT alias, pointing at $LATEST
+      if (!fn) return { Error: { Code: 'ResourceNotFound.Function', Message: `function ${body.FunctionName} not found` } };
+      return { Name: body.Name, FunctionVersion: '$LATEST',
+        RoutingConfig: { AdditionalVersionWeights: [], AddtionVersionMatchs: [] } };
     default:
-      return {};
+      // an action this stub does not model is refused as the API refuses an unknown action, never answered {}
+      return { Error: { Code: 'InvalidAction', Message: `the harness does not model ${Action}` } };
   }
 }
 
@@ -228,7 +235,11 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  process.stderr.write(`deploy harness: ${err && err.stack ? err.stack : err}\n`);
-  process.exit(1);
-});
+module.exports = { answer };
+
+if (require.main === module) {
+  main().catch((err) => {
+    process.stderr.write(`deploy harness: ${err && err.stack ? err.stack : err}\n`);
+    process.exit(1);
+  });
+}

@@ -34,9 +34,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .scf.serverless import read_env_files
+from ..scf.serverless import read_env_files
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LAYERS_DIR = PROJECT_ROOT / "layers"
 REQUIREMENTS = LAYERS_DIR / "requirements.txt"
 LAYER_NAME = "cos-superres-layer"
