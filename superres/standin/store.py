@@ -11,28 +11,48 @@ Crash safety: every file is written to a `.tmp-*` file in its final directory, f
 os.replace, and the directory fsynced. An object exists only once its metadata is in place; an overwrite
 replaces the metadata in one rename and only then unlinks the old data file. A crash therefore leaves the
 old object or the new one, never a mix. At startup, temp files and data files no metadata names are removed.
+
+Durability: a write is acknowledged only once it would survive a power cut, not just kill -9 (for kill -9 alone the
+page cache would do). A PUT makes four fsyncs, each needed for that:
+    1. the data file, before its rename: else the rename can reach the disk before the bytes, and the metadata
+       would name an empty or torn file;
+    2. the data directory, after that rename: else the data file's name can be lost while the metadata naming it
+       survives (startup would then drop the object as missing its data);
+    3. the metadata temp file, before its rename: the same as 1 for the metadata;
+    4. the metadata directory, after that rename: the rename is the commit; unsynced, an acknowledged PUT could
+       vanish, or an overwrite come back as the old object.
+The directory fsyncs (2, 4) are shared by concurrent writes (`DirSync`, group commit), so under load a PUT costs two
+file fsyncs and a share of two directory fsyncs. A DELETE makes one (the metadata directory, after the unlink).
+
+Locking: the event loop reads buckets without a lock (a dict lookup; a bucket is published once its marker is
+durable and never removed). `_lock` guards the in-memory index only and is never held across disk I/O. Writers of
+one key are serialised by a striped per-key lock held across that key's metadata write, so the metadata on disk and
+the index agree on which write won and the replaced data file is the right one; other keys are not held up.
+Readers take no disk lock: `open` retries if an overwrite or delete unlinked the data file under it.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 from typing import BinaryIO
 
+from superres.standin.durable import TMP_PREFIX, DirSync, StagedFile, fsync_dir, write_atomically
 from superres.standin.errors import CosError, no_such_bucket, no_such_key
+from superres.standin.index import BucketIndex, ListResult
+
+_write_atomically = write_atomically  # the older name, imported by the multipart uploads module
 
 log = logging.getLogger("superres.standin")
 
@@ -41,7 +61,7 @@ _COPY_CHUNK = 1024 * 1024
 # Characters XML 1.0 cannot carry (C0 controls but tab, LF, CR; U+FFFE/U+FFFF). COS refuses keys with control
 # characters; refusing them here keeps every listing and result XML well-formed.
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_TMP_PREFIX = ".tmp-"
+_KEY_LOCK_STRIPES = 64
 _BUCKET_DIR = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-\d+$")
 
 
@@ -71,29 +91,6 @@ class ObjectInfo:
         return f"{stamp}.{int(self.last_modified * 1000) % 1000:03d}Z"
 
 
-@dataclass(frozen=True)
-class ListResult:
-    contents: tuple[ObjectInfo, ...]
-    common_prefixes: tuple[str, ...]
-    is_truncated: bool
-    next_marker: str
-
-
-@dataclass
-class _BucketIndex:
-    objects: dict[str, ObjectInfo] = field(default_factory=dict)
-    keys: list[str] = field(default_factory=list)  # sorted; str order == UTF-8 byte order, as COS lists
-
-    def put(self, info: ObjectInfo) -> None:
-        if info.key not in self.objects:
-            bisect.insort(self.keys, info.key)
-        self.objects[info.key] = info
-
-    def remove(self, key: str) -> None:
-        if self.objects.pop(key, None) is not None:
-            del self.keys[bisect.bisect_left(self.keys, key)]
-
-
 def validate_key(key: str) -> None:
     if not key:
         raise CosError(400, "InvalidArgument", "The object key must not be empty.")
@@ -111,119 +108,59 @@ def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+@dataclass
+class _Bucket:
+    index: BucketIndex
+    region: str | None
+    data: DirSync  # the fsync of <bucket>/data, shared by concurrent writes
+    meta: DirSync  # the fsync of <bucket>/meta
 
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename over `target`, fsync the directory."""
-    tmp = target.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(target.parent)
-
-
-class StagedFile:
-    """A body being received: written in chunks, hashed as it goes, then committed by rename or discarded."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.size = 0
-        self._md5 = hashlib.md5()
-        self._file: BinaryIO | None = open(path, "wb")  # noqa: SIM115 - closed by commit/discard
-
-    def write(self, chunk: bytes) -> None:
-        assert self._file is not None
-        self._file.write(chunk)
-        self._md5.update(chunk)
-        self.size += len(chunk)
-
-    @property
-    def md5_hex(self) -> str:
-        return self._md5.hexdigest()
-
-    @property
-    def md5_digest(self) -> bytes:
-        return self._md5.digest()
-
-    def read_all(self) -> bytes:
-        """The bytes received so far (for small bodies that must be decoded, e.g. a CI source)."""
-        assert self._file is not None
-        self._file.flush()
-        return self.path.read_bytes()
-
-    def commit(self, target: Path) -> None:
-        assert self._file is not None
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._file = None
-        os.replace(self.path, target)
-        _fsync_dir(target.parent)
-
-    def discard(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+    @classmethod
+    def at(cls, path: Path, index: BucketIndex, region: str | None) -> _Bucket:
+        return cls(index, region, DirSync(path / "data"), DirSync(path / "meta"))
 
 
 class ObjectStore:
-    """Thread-safe bucket/object store; listing is served from an in-memory sorted index."""
+    """Thread-safe bucket/object store; lookups and listings are served from memory (see the module docstring)."""
 
     def __init__(self, data_dir: Path) -> None:
         self._root = Path(data_dir)
         self._root.mkdir(parents=True, exist_ok=True)
-        # One lock for index and metadata swaps; the slow part (writing data) happens outside it.
-        self._lock = threading.RLock()
-        self._buckets: dict[str, _BucketIndex] = {}
-        self._regions: dict[str, str | None] = {}
+        self._lock = threading.Lock()  # the in-memory indexes only; never held across disk I/O
+        self._key_locks = tuple(threading.Lock() for _ in range(_KEY_LOCK_STRIPES))  # held across a key's write
+        self._create_lock = threading.Lock()  # bucket creation (rare; worker threads only)
+        self._buckets: dict[str, _Bucket] = {}
         for bucket_dir in sorted(self._root.iterdir()):
             if bucket_dir.is_dir() and (bucket_dir / "bucket.json").exists():
-                self._buckets[bucket_dir.name] = self._recover_bucket(bucket_dir)
-                self._regions[bucket_dir.name] = _marker_region(bucket_dir / "bucket.json")
+                region = _marker_region(bucket_dir / "bucket.json")
+                self._buckets[bucket_dir.name] = _Bucket.at(bucket_dir, _recover_bucket(bucket_dir), region)
 
     # ---- buckets -------------------------------------------------------------------------------
     def create_bucket(self, bucket: str, region: str | None = None) -> None:
         """Create `bucket` (name-appid), in `region` (a COS bucket lives in one region; None: the stand-in's)."""
         if not _BUCKET_DIR.match(bucket):
             raise CosError(400, "InvalidBucketName", f"{bucket!r} is not a valid BucketName-APPID.", bucket)
-        with self._lock:
+        with self._create_lock:
             if bucket in self._buckets:
                 raise CosError(409, "BucketAlreadyOwnedByYou", "The bucket already exists and you own it.", bucket)
             path = self._root / bucket
             for sub in ("data", "meta"):
                 (path / sub).mkdir(parents=True, exist_ok=True)
             marker = {"created": time.time(), **({"region": region} if region else {})}
-            _write_atomically(path / "bucket.json", json.dumps(marker).encode())
-            self._buckets[bucket] = _BucketIndex()
-            self._regions[bucket] = region
+            write_atomically(path / "bucket.json", json.dumps(marker).encode())  # fsyncs <bucket>/: data/, meta/
+            fsync_dir(self._root)  # the bucket's own directory entry
+            self._buckets[bucket] = _Bucket.at(path, BucketIndex(), region)  # published whole, in one assignment
 
     def bucket_exists(self, bucket: str) -> bool:
-        with self._lock:
-            return bucket in self._buckets
+        return bucket in self._buckets  # no lock: the event loop asks this for every request
 
     def bucket_region(self, bucket: str) -> str | None:
         """The region `bucket` was created in (None: created before regions were recorded, or without one)."""
-        with self._lock:
-            return self._regions.get(bucket)
+        entry = self._buckets.get(bucket)
+        return entry.region if entry is not None else None
 
     def buckets(self) -> list[str]:
-        with self._lock:
-            return sorted(self._buckets)
+        return sorted(self._buckets)
 
     # ---- objects -------------------------------------------------------------------------------
     def put(
@@ -243,8 +180,8 @@ class ObjectStore:
 
     def stage(self, bucket: str) -> StagedFile:
         """A temp file in the bucket's data folder to stream a body into (swept at startup if never committed)."""
-        self._index(bucket)
-        return StagedFile(self._root / bucket / "data" / f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+        self._bucket(bucket)
+        return StagedFile(self._root / bucket / "data" / f"{TMP_PREFIX}{uuid.uuid4().hex}")
 
     def put_staged(
         self,
@@ -264,9 +201,9 @@ class ObjectStore:
         """Commit a staged body as `key`: fsync, rename into place, then swap the metadata in one rename.
         `forbid_overwrite`: refuse (409 FileAlreadyExists) if `key` exists, checked atomically with the swap."""
         validate_key(key)
-        self._index(bucket)
+        entry = self._bucket(bucket)
         data_file = f"{_key_hash(key)}-{uuid.uuid4().hex}.bin"
-        staged.commit(self._root / bucket / "data" / data_file)
+        staged.commit(self._root / bucket / "data" / data_file, entry.data)
         info = ObjectInfo(
             key=key,
             size=staged.size,
@@ -289,14 +226,13 @@ class ObjectStore:
 
     def update(self, bucket: str, key: str, **changes: object) -> ObjectInfo:
         """Change an object's stored attributes (ACL, tags, metadata), keeping its bytes."""
-        with self._lock:
+        with self._key_lock(bucket, key):
             info = dataclasses.replace(self.head(bucket, key), **changes)  # type: ignore[arg-type]
-            _write_atomically(self._meta_path(bucket, key), json.dumps(asdict(info)).encode("utf-8"))
-            self._index(bucket).put(info)
+            self._write_meta(bucket, info)
         return info
 
     def bucket_dir(self, bucket: str) -> Path:
-        self._index(bucket)
+        self._bucket(bucket)
         return self._root / bucket
 
     def stage_copy(self, src_bucket: str, src_key: str, dst_bucket: str) -> tuple[ObjectInfo, StagedFile]:
@@ -313,20 +249,24 @@ class ObjectStore:
         return info, staged
 
     def _swap_meta(self, bucket: str, info: ObjectInfo, *, forbid_overwrite: bool = False) -> None:
-        with self._lock:
-            index = self._index(bucket)
-            previous = index.objects.get(info.key)
+        with self._key_lock(bucket, info.key):
+            previous = self._lookup(bucket, info.key)
             if forbid_overwrite and previous is not None:
                 raise CosError(409, "FileAlreadyExists", "The object already exists and x-cos-forbid-overwrite is "
                                "true.", f"{bucket}/{info.key}")
-            _write_atomically(self._meta_path(bucket, info.key), json.dumps(asdict(info)).encode("utf-8"))
-            index.put(info)
+            self._write_meta(bucket, info)
         if previous is not None and previous.data_file != info.data_file:
             self._unlink_data(bucket, previous.data_file)
 
-    def head(self, bucket: str, key: str) -> ObjectInfo:
+    def _write_meta(self, bucket: str, info: ObjectInfo) -> None:
+        """Durably replace `info.key`'s metadata, then publish it (the caller holds the key's lock)."""
+        entry = self._bucket(bucket)
+        write_atomically(self._meta_path(bucket, info.key), json.dumps(asdict(info)).encode("utf-8"), entry.meta)
         with self._lock:
-            info = self._index(bucket).objects.get(key)
+            entry.index.put(info)
+
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        info = self._lookup(bucket, key)
         if info is None:
             raise no_such_key(f"{bucket}/{key}")
         return info
@@ -337,10 +277,16 @@ class ObjectStore:
         return info, self._root / bucket / "data" / info.data_file
 
     def open(self, bucket: str, key: str) -> tuple[ObjectInfo, BinaryIO]:
-        """Metadata and an open handle, taken under the lock so a concurrent overwrite cannot unlink it first."""
-        with self._lock:
+        """Metadata and an open handle to the bytes it describes (the handle stays valid after an overwrite)."""
+        while True:
             info, path = self.get(bucket, key)
-            return info, open(path, "rb")  # noqa: SIM115 - the caller owns the handle
+            try:
+                return info, open(path, "rb")  # noqa: SIM115 - the caller owns the handle
+            except FileNotFoundError:
+                # An overwrite or delete published itself and unlinked these bytes between the lookup and the open:
+                # look again. The same metadata still published means the file is really missing.
+                if self._lookup(bucket, key) is info:
+                    raise
 
     def read(self, bucket: str, key: str) -> tuple[ObjectInfo, bytes]:
         info, handle = self.open(bucket, key)
@@ -349,15 +295,16 @@ class ObjectStore:
 
     def delete(self, bucket: str, key: str) -> bool:
         """Remove `key`; False when it did not exist (COS answers 204 either way)."""
-        with self._lock:
-            index = self._index(bucket)
-            info = index.objects.get(key)
+        entry = self._bucket(bucket)
+        with self._key_lock(bucket, key):
+            info = self._lookup(bucket, key)
             if info is None:
                 return False
             # Metadata first: once it is gone the object is gone, whatever happens to the data file.
             self._meta_path(bucket, key).unlink()
-            _fsync_dir(self._root / bucket / "meta")
-            index.remove(key)
+            entry.meta.sync()
+            with self._lock:
+                entry.index.remove(key)
         self._unlink_data(bucket, info.data_file)
         return True
 
@@ -370,50 +317,24 @@ class ObjectStore:
         max_keys: int = 1000,
     ) -> ListResult:
         """COS GET Bucket semantics: keys after `marker`, grouped by `delimiter` into common prefixes."""
+        entry = self._bucket(bucket)
         with self._lock:
-            index = self._index(bucket)
-            keys = index.keys
-            contents: list[ObjectInfo] = []
-            prefixes: list[str] = []
-            last = ""
-            start = max(bisect.bisect_right(keys, marker), bisect.bisect_left(keys, prefix))
-            for key in self._keys_from(keys, start, prefix):
-                entry = self._common_prefix(key, prefix, delimiter)
-                if entry is not None and (entry <= marker or (prefixes and prefixes[-1] == entry)):
-                    continue  # already reported on this page or a previous one
-                if len(contents) + len(prefixes) >= max_keys:
-                    return ListResult(tuple(contents), tuple(prefixes), True, last)
-                if entry is None:
-                    contents.append(index.objects[key])
-                    last = key
-                else:
-                    prefixes.append(entry)
-                    last = entry
-            return ListResult(tuple(contents), tuple(prefixes), False, "")
+            return entry.index.list(prefix, delimiter, marker, max_keys)
 
     # ---- internals -----------------------------------------------------------------------------
-    @staticmethod
-    def _keys_from(keys: list[str], start: int, prefix: str) -> Iterator[str]:
-        for i in range(start, len(keys)):
-            key = keys[i]
-            if key.startswith(prefix):
-                yield key
-            elif key > prefix:
-                return  # sorted: no later key can carry the prefix
-
-    @staticmethod
-    def _common_prefix(key: str, prefix: str, delimiter: str) -> str | None:
-        if not delimiter:
-            return None
-        cut = key.find(delimiter, len(prefix))
-        return None if cut < 0 else key[: cut + len(delimiter)]
-
-    def _index(self, bucket: str) -> _BucketIndex:
-        with self._lock:
-            index = self._buckets.get(bucket)
-        if index is None:
+    def _bucket(self, bucket: str) -> _Bucket:
+        entry = self._buckets.get(bucket)
+        if entry is None:
             raise no_such_bucket(bucket)
-        return index
+        return entry
+
+    def _lookup(self, bucket: str, key: str) -> ObjectInfo | None:
+        entry = self._bucket(bucket)
+        with self._lock:
+            return entry.index.objects.get(key)
+
+    def _key_lock(self, bucket: str, key: str) -> threading.Lock:
+        return self._key_locks[hash((bucket, key)) % _KEY_LOCK_STRIPES]
 
     def _meta_path(self, bucket: str, key: str) -> Path:
         return self._root / bucket / "meta" / f"{_key_hash(key)}.json"
@@ -422,41 +343,42 @@ class ObjectStore:
         with contextlib.suppress(FileNotFoundError):
             (self._root / bucket / "data" / data_file).unlink()
 
-    def _recover_bucket(self, bucket_dir: Path) -> _BucketIndex:
-        """Rebuild the index from metadata and sweep what a crash can leave behind."""
-        data_dir, meta_dir = bucket_dir / "data", bucket_dir / "meta"
-        data_dir.mkdir(exist_ok=True)
-        meta_dir.mkdir(exist_ok=True)
-        upload_dirs = [d for d in (bucket_dir / "uploads").glob("*") if d.is_dir()]
-        for directory in (bucket_dir, data_dir, meta_dir, *upload_dirs):
-            for stray in directory.glob(f"{_TMP_PREFIX}*"):
-                log.info("standin store: removing interrupted write %s", stray)
-                stray.unlink()
-        index = _BucketIndex()
-        for meta_file in meta_dir.glob("*.json"):
-            info = self._load_meta(meta_file, data_dir)
-            if info is not None:
-                index.put(info)
-        referenced = {info.data_file for info in index.objects.values()}
-        for data_file in data_dir.iterdir():
-            if data_file.name not in referenced:
-                log.info("standin store: removing unreferenced data file %s", data_file)
-                data_file.unlink()
-        return index
 
-    @staticmethod
-    def _load_meta(meta_file: Path, data_dir: Path) -> ObjectInfo | None:
-        try:
-            info = ObjectInfo(**json.loads(meta_file.read_text("utf-8")))
-        except (ValueError, TypeError) as exc:
-            # Cannot come from our own writes (metadata lands by rename); keep the file for inspection.
-            log.warning("standin store: ignoring unreadable metadata %s: %s", meta_file, exc)
-            return None
-        if not (data_dir / info.data_file).is_file():
-            log.warning("standin store: metadata %s names a missing data file; dropping it", meta_file)
-            meta_file.unlink()
-            return None
-        return info
+def _recover_bucket(bucket_dir: Path) -> BucketIndex:
+    """Rebuild the index from metadata and sweep what a crash can leave behind."""
+    data_dir, meta_dir = bucket_dir / "data", bucket_dir / "meta"
+    data_dir.mkdir(exist_ok=True)
+    meta_dir.mkdir(exist_ok=True)
+    upload_dirs = [d for d in (bucket_dir / "uploads").glob("*") if d.is_dir()]
+    for directory in (bucket_dir, data_dir, meta_dir, *upload_dirs):
+        for stray in directory.glob(f"{TMP_PREFIX}*"):
+            log.info("standin store: removing interrupted write %s", stray)
+            stray.unlink()
+    index = BucketIndex()
+    for meta_file in meta_dir.glob("*.json"):
+        info = _load_meta(meta_file, data_dir)
+        if info is not None:
+            index.put(info)
+    referenced = {info.data_file for info in index.objects.values()}
+    for data_file in data_dir.iterdir():
+        if data_file.name not in referenced:
+            log.info("standin store: removing unreferenced data file %s", data_file)
+            data_file.unlink()
+    return index
+
+
+def _load_meta(meta_file: Path, data_dir: Path) -> ObjectInfo | None:
+    try:
+        info = ObjectInfo(**json.loads(meta_file.read_text("utf-8")))
+    except (ValueError, TypeError) as exc:
+        # Cannot come from our own writes (metadata lands by rename); keep the file for inspection.
+        log.warning("standin store: ignoring unreadable metadata %s: %s", meta_file, exc)
+        return None
+    if not (data_dir / info.data_file).is_file():
+        log.warning("standin store: metadata %s names a missing data file; dropping it", meta_file)
+        meta_file.unlink()
+        return None
+    return info
 
 
 def _marker_region(marker: Path) -> str | None:

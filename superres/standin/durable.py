@@ -1,0 +1,138 @@
+"""Durable file writes under the stand-in's object store: write to a temp file, fsync, rename, fsync the directory.
+
+A rename is durable only once its directory is fsynced. `DirSync` shares that fsync among the threads that need it
+at the same time (group commit): one fsync that starts after a thread's rename covers it, so under concurrent
+writes one directory fsync serves many writes, and a lone write still gets its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class DirSync:
+    """Makes the renames done in one directory durable, one fsync for every caller waiting at the time.
+
+    `sync()` is called after the caller's rename. It takes a ticket; an fsync that starts after the ticket was taken
+    covers it. If an fsync is running already (it started before this rename, so it may not cover it), the caller
+    waits for it to end and then one waiting caller runs the next fsync for everyone who arrived meanwhile.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cond = threading.Condition(threading.Lock())
+        self._issued = 0  # tickets handed out
+        self._covered = 0  # every ticket up to this one is durable
+        self._running = False
+
+    @property
+    def issued(self) -> int:
+        """Tickets handed out so far (callers that asked for a sync)."""
+        with self._cond:
+            return self._issued
+
+    def sync(self) -> None:
+        with self._cond:
+            self._issued += 1
+            ticket = self._issued
+            while self._covered < ticket:
+                if self._running:
+                    self._cond.wait()
+                    continue
+                self._running, target = True, self._issued
+                self._cond.release()
+                try:
+                    fsync_dir(self.path)
+                finally:
+                    self._cond.acquire()
+                    self._running = False
+                    self._cond.notify_all()
+                self._covered = max(self._covered, target)  # not reached if the fsync raised: others try again
+
+
+def write_atomically(target: Path, data: bytes, sync: DirSync | None = None) -> None:
+    """Temp file in the same directory, fsync, rename over `target`, fsync the directory (through `sync` if given:
+    it must be the DirSync of `target`'s directory)."""
+    tmp = target.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _sync_dir(target.parent, sync)
+
+
+def _sync_dir(path: Path, sync: DirSync | None) -> None:
+    if sync is None:
+        fsync_dir(path)
+    else:
+        assert sync.path == path, f"{sync.path} is not {path}"
+        sync.sync()
+
+
+class StagedFile:
+    """A body being received: written in chunks, hashed as it goes, then committed by rename or discarded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = 0
+        self._md5 = hashlib.md5()
+        self._file: BinaryIO | None = open(path, "wb")  # noqa: SIM115 - closed by commit/discard
+
+    def write(self, chunk: bytes) -> None:
+        assert self._file is not None
+        self._file.write(chunk)
+        self._md5.update(chunk)
+        self.size += len(chunk)
+
+    @property
+    def md5_hex(self) -> str:
+        return self._md5.hexdigest()
+
+    @property
+    def md5_digest(self) -> bytes:
+        return self._md5.digest()
+
+    def read_all(self) -> bytes:
+        """The bytes received so far (for small bodies that must be decoded, e.g. a CI source)."""
+        assert self._file is not None
+        self._file.flush()
+        return self.path.read_bytes()
+
+    def commit(self, target: Path, sync: DirSync | None = None) -> None:
+        """fsync the bytes, rename them to `target`, fsync its directory (through `sync` if given)."""
+        assert self._file is not None
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        os.replace(self.path, target)
+        _sync_dir(target.parent, sync)
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
