@@ -1,0 +1,121 @@
+"""What the stand-in's writes cost on disk and whom they hold up: the fsyncs a PUT and a DELETE make (counted by
+wrapping os.fsync in this process, where the stand-in serves), and that a write stuck in fsync stalls no other
+request (the event loop never waits on disk or on a lock held across it)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from superres.standin import ObjectStore, StandIn
+
+_STUCK_LIMIT_S = 20.0  # only reached when the test fails: the stuck fsync gives up and lets the PUT finish
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The path of every fsynced file or directory, in order (any thread of this process)."""
+    calls: list[str] = []
+    real = os.fsync
+
+    def recording(fd: int) -> None:
+        calls.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    return calls
+
+
+def _shapes(calls: list[str], bucket_dir: Path) -> list[str]:
+    """Each fsync under `bucket_dir` as 'data/', 'data/.tmp-', 'meta/' or 'meta/.tmp-' (directory or temp file)."""
+    shapes = []
+    for path in calls:
+        relative = Path(path).relative_to(bucket_dir) if path.startswith(str(bucket_dir)) else None
+        if relative is not None:
+            tmp = relative.name.startswith(".tmp-")
+            shapes.append(f"{relative.parts[0]}/{'.tmp-' if tmp else ''}")
+    return shapes
+
+
+def test_a_put_makes_four_fsyncs_bytes_then_name_for_data_then_metadata(  # type: ignore[no-untyped-def]
+        standin: StandIn, cos, bucket: str, fsyncs: list[str]) -> None:
+    cos.put_object(Bucket=bucket, Key="a.bin", Body=b"x" * 10_000)
+    assert _shapes(fsyncs, standin.settings.data_dir / bucket) == ["data/.tmp-", "data/", "meta/.tmp-", "meta/"]
+
+
+def test_a_delete_makes_one_fsync_of_the_metadata_directory(  # type: ignore[no-untyped-def]
+        standin: StandIn, cos, bucket: str, fsyncs: list[str]) -> None:
+    cos.put_object(Bucket=bucket, Key="a.bin", Body=b"x")
+    fsyncs.clear()
+    cos.delete_object(Bucket=bucket, Key="a.bin")
+    assert _shapes(fsyncs, standin.settings.data_dir / bucket) == ["meta/"]
+
+
+def test_a_put_stuck_in_its_metadata_fsync_holds_up_no_other_request(  # type: ignore[no-untyped-def]
+        standin: StandIn, cos, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    cos.put_object(Bucket=bucket, Key="other.bin", Body=b"other")
+    meta_tmp = str(standin.settings.data_dir / bucket / "meta" / ".tmp-")
+    stuck, release = threading.Event(), threading.Event()
+    gave_up: list[bool] = []
+    real = os.fsync
+
+    def stalling(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(meta_tmp) and not stuck.is_set():
+            stuck.set()
+            gave_up.append(not release.wait(_STUCK_LIMIT_S))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", stalling)
+    writer = threading.Thread(target=lambda: cos.put_object(Bucket=bucket, Key="slow.bin", Body=b"slow"))
+    writer.start()
+    try:
+        assert stuck.wait(_STUCK_LIMIT_S), "the PUT never reached its metadata fsync"
+        # While the PUT is stuck: the same bucket answers a HEAD, a GET, a listing and a PUT of another key.
+        others: list[Callable[[], object]] = [
+            lambda: cos.head_object(Bucket=bucket, Key="other.bin"),
+            lambda: cos.get_object(Bucket=bucket, Key="other.bin")["Body"].get_raw_stream().read(),
+            lambda: cos.list_objects(Bucket=bucket),
+            lambda: cos.put_object(Bucket=bucket, Key="third.bin", Body=b"third"),
+        ]
+        results = [call() for call in others]
+        assert results[1] == b"other"
+        assert gave_up == [] and writer.is_alive(), "other requests waited for the stuck PUT"
+        assert [item["Key"] for item in results[2].get("Contents", [])] == ["other.bin"]  # not acknowledged yet
+    finally:
+        release.set()
+        writer.join(timeout=_STUCK_LIMIT_S)
+    assert gave_up == [False]
+    listed = [item["Key"] for item in cos.list_objects(Bucket=bucket)["Contents"]]
+    assert listed == ["other.bin", "slow.bin", "third.bin"]
+
+
+def test_readers_during_overwrites_always_get_one_complete_body(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path)
+    store.create_bucket("race-1250000000")
+    bodies = [bytes([i]) * 50_000 for i in range(6)]
+    store.put("race-1250000000", "k", bodies[0])
+    read: list[bytes] = []
+    failures: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(200):
+                read.append(store.read("race-1250000000", "k")[1])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    def writer() -> None:
+        for body in bodies * 10:
+            store.put("race-1250000000", "k", body)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)] + [threading.Thread(target=writer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert len(read) == 600 and set(read) <= set(bodies)
