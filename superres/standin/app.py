@@ -296,7 +296,8 @@ class CosService:
             raise no_such_bucket(bucket)
 
     async def _notify(self, req: CosRequest, bucket: str, info: ObjectInfo, event_name: str) -> None:
-        await run_in_threadpool(self._events.notify, req.object_created(bucket, info, event_name))
+        if self._events.wanted:
+            await run_in_threadpool(self._events.notify, req.object_created(bucket, info, event_name))
 
     # ---- bodies ---------------------------------------------------------------------------------
     async def _receive(self, req: CosRequest, staged: StagedFile) -> StagedFile:

@@ -43,10 +43,12 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 from typing import BinaryIO
+
+import orjson
 
 from superres.standin.durable import TMP_PREFIX, DirSync, StagedFile, fsync_dir, write_atomically
 from superres.standin.errors import CosError, no_such_bucket, no_such_key
@@ -261,7 +263,7 @@ class ObjectStore:
     def _write_meta(self, bucket: str, info: ObjectInfo) -> None:
         """Durably replace `info.key`'s metadata, then publish it (the caller holds the key's lock)."""
         entry = self._bucket(bucket)
-        write_atomically(self._meta_path(bucket, info.key), json.dumps(asdict(info)).encode("utf-8"), entry.meta)
+        write_atomically(self._meta_path(bucket, info.key), orjson.dumps(info), entry.meta)  # a dataclass: all fields
         with self._lock:
             entry.index.put(info)
 
@@ -369,7 +371,7 @@ def _recover_bucket(bucket_dir: Path) -> BucketIndex:
 
 def _load_meta(meta_file: Path, data_dir: Path) -> ObjectInfo | None:
     try:
-        info = ObjectInfo(**json.loads(meta_file.read_text("utf-8")))
+        info = ObjectInfo(**orjson.loads(meta_file.read_bytes()))
     except (ValueError, TypeError) as exc:
         # Cannot come from our own writes (metadata lands by rename); keep the file for inspection.
         log.warning("standin store: ignoring unreadable metadata %s: %s", meta_file, exc)
