@@ -55,8 +55,10 @@ class BackgroundServer:
             return
         self.bind()
         # log_config=None: leave the host program's logging alone; our own request lines have their loggers.
+        # proxy_headers=False: no proxy stands in front, so X-Forwarded-For from a client must not change the source
+        # IP the stand-in records (and the middleware that would read it costs every request).
         config = uvicorn.Config(self._app, host=self._host, port=self.port, lifespan="off", access_log=False,
-                                log_config=None, server_header=False)
+                                log_config=None, server_header=False, proxy_headers=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
                                         name=f"superres-{self._name}", daemon=True)
