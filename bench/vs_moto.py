@@ -281,8 +281,8 @@ def run(quick: bool) -> list[Row]:
 
 
 def _rows(results: dict[str, list[dict[str, _Measured]]], peak: dict[str, float], sizes: _Sizes) -> list[Row]:
-    how = (f"moto's wall time / the stand-in's, median of per-round ratios over {sizes.rounds} interleaved rounds, "
-           f"{THREADS} client threads; cos-python-sdk-v5 -> stand-in, boto3 -> moto_server, each in its own process")
+    how = (f"moto's wall time / the stand-in's, median of {sizes.rounds} per-round ratios; "
+           f"{THREADS} threads of cos-python-sdk-v5 -> stand-in, of boto3 -> moto_server")
     rows = []
     for phase in _PHASES:
         standin = [round_[phase.name] for round_ in results["stand-in"]]
@@ -291,13 +291,13 @@ def _rows(results: dict[str, list[dict[str, _Measured]]], peak: dict[str, float]
         ops = phase.ops(sizes)
         rate = f"{ops / median([m.wall_s for m in standin]):.0f} vs {ops / median([m.wall_s for m in moto]):.0f} req/s"
         rows.append(Row(f"vs moto: {phase.name}, stand-in speed / moto's", ratio, "x", Goal(">=", 1.0),
-                        f"{how}; {rate} (stand-in vs moto, medians); the goal after 1.0 is 2x"))
+                        f"{how}; {rate} (stand-in vs moto, medians); next goal 2x"))
     for phase in _PHASES:
         ops = phase.ops(sizes)
         standin_cpu = median([round_[phase.name].cpu_s for round_ in results["stand-in"]]) / ops * 1000
         moto_cpu = median([round_[phase.name].cpu_s for round_ in results["moto"]]) / ops * 1000
         rows.append(Row(f"stand-in server CPU per 1,000 {phase.name} requests", standin_cpu, "CPU s",
-                        note=f"moto_server: {moto_cpu:.2f} CPU s; median over rounds, user + system of the server"))
+                        note=f"moto_server: {moto_cpu:.2f} CPU s; median over rounds, user + system"))
     rows += [
         Row("peak RSS under 8 MB bodies: stand-in / moto", peak["stand-in"] / peak["moto"], "x", Goal("<=", 1.0),
             "each server process's VmHWM after every round (moto keeps bodies in memory)"),

@@ -61,6 +61,7 @@ _HOST = re.compile(
     r"\.(?:myqcloud\.com|tencentcos\.cn)$"
 )
 _READ_CHUNK = 256 * 1024
+_WRITE_BATCH = 1024 * 1024
 MAX_PUT_BYTES = 5 * 1024**3  # COS: a single PUT or part carries at most 5 GB
 MAX_DELETE_KEYS = 1000
 
@@ -307,11 +308,16 @@ class CosService:
             staged.discard()
             raise CosError(400, "EntityTooLarge", f"a single upload carries at most {MAX_PUT_BYTES} bytes")
         try:
+            pending = bytearray()
             async for chunk in req.http.stream():
-                if chunk:
-                    staged.write(chunk)
-                    if staged.size > MAX_PUT_BYTES:
-                        raise CosError(400, "EntityTooLarge", f"a single upload carries at most {MAX_PUT_BYTES} bytes")
+                pending += chunk
+                if staged.size + len(pending) > MAX_PUT_BYTES:
+                    raise CosError(400, "EntityTooLarge", f"a single upload carries at most {MAX_PUT_BYTES} bytes")
+                if len(pending) >= _WRITE_BATCH:
+                    await _stage_bytes(staged, pending)
+                    pending = bytearray()
+            if pending:
+                await _stage_bytes(staged, pending)
             _check_content_md5(req.headers.get("content-md5"), staged.md5_digest)
         except BaseException:
             staged.discard()
@@ -452,9 +458,9 @@ class CosService:
             if declared.isdigit() and int(declared) > BASIC_LIMITS.max_bytes:
                 raise CosError(400, "ImageTooLarge", f"source is {int(declared) / 1e6:.1f} MB; CI processing "
                                f"accepts at most {BASIC_LIMITS.max_bytes // 2**20} MB")
-            staged = await self._receive(req, await run_in_threadpool(self._store.stage, req.bucket))
+            staged = await self._receive(req, self._store.stage(req.bucket))
             return await self._ci.upload(req, staged, attributes["content_type"], attributes["meta"])
-        staged = await self._receive(req, await run_in_threadpool(self._store.stage, req.bucket))
+        staged = await self._receive(req, self._store.stage(req.bucket))
         try:
             info = await run_in_threadpool(self._store.put_staged, req.bucket, req.key, staged, **attributes)
         finally:
@@ -860,6 +866,15 @@ def _max_keys(raw: str | None) -> int:
     if not raw.isdigit() or len(raw) > 9:
         raise invalid_argument(f"max-keys must be an integer 0..1000, got {raw[:20]!r}")
     return min(int(raw), 1000)
+
+
+async def _stage_bytes(staged: StagedFile, data: bytearray) -> None:
+    """Hash and keep `data`: on the loop while it stays in memory, else in a worker thread (the disk write and the
+    hashing of a big body, both of which release the GIL, then run beside the loop)."""
+    if staged.holds(len(data)):
+        staged.write(data)
+    else:
+        await run_in_threadpool(staged.write, data)
 
 
 def _read_span(handle: BinaryIO, start: int, length: int, *, close: bool = True) -> Iterator[bytes]:

@@ -92,19 +92,32 @@ def _sync_dir(path: Path, sync: DirSync | None) -> None:
 
 
 class StagedFile:
-    """A body being received: written in chunks, hashed as it goes, then committed by rename or discarded."""
+    """A body being received: hashed as it goes, held in memory up to `SPILL_BYTES` and on disk past that (so
+    creating one does no I/O, and a small body reaches the disk once, when committed), then committed by rename
+    or discarded. The first write past the limit creates the file: call it off the event loop."""
+
+    SPILL_BYTES = 1024 * 1024
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.size = 0
         self._md5 = hashlib.md5()
-        self._file: BinaryIO | None = open(path, "wb")  # noqa: SIM115 - closed by commit/discard
+        self._held = bytearray()
+        self._file: BinaryIO | None = None
+        self._done = False
 
-    def write(self, chunk: bytes) -> None:
-        assert self._file is not None
-        self._file.write(chunk)
+    def write(self, chunk: bytes | bytearray) -> None:
+        assert not self._done
         self._md5.update(chunk)
         self.size += len(chunk)
+        if self.holds(len(chunk)):
+            self._held += chunk
+            return
+        self._spill().write(chunk)
+
+    def holds(self, more: int) -> bool:
+        """Whether writing `more` bytes stays in memory (no I/O: safe on the event loop)."""
+        return self._file is None and len(self._held) + more <= self.SPILL_BYTES
 
     @property
     def md5_hex(self) -> str:
@@ -116,23 +129,34 @@ class StagedFile:
 
     def read_all(self) -> bytes:
         """The bytes received so far (for small bodies that must be decoded, e.g. a CI source)."""
-        assert self._file is not None
+        if self._file is None:
+            return bytes(self._held)
         self._file.flush()
         return self.path.read_bytes()
 
     def commit(self, target: Path, sync: DirSync | None = None) -> None:
         """fsync the bytes, rename them to `target`, fsync its directory (through `sync` if given)."""
-        assert self._file is not None
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._file = None
+        handle = self._spill()
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+        self._file, self._done = None, True
         os.replace(self.path, target)
         _sync_dir(target.parent, sync)
 
     def discard(self) -> None:
+        self._held = bytearray()
         if self._file is not None:
             self._file.close()
             self._file = None
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
+        self._done = True
+
+    def _spill(self) -> BinaryIO:
+        """The file, created on first need with what was held in memory."""
+        if self._file is None:
+            self._file = open(self.path, "wb")  # noqa: SIM115 - closed by commit/discard
+            self._file.write(self._held)
+            self._held = bytearray()
+        return self._file

@@ -181,7 +181,8 @@ class ObjectStore:
             staged.discard()
 
     def stage(self, bucket: str) -> StagedFile:
-        """A temp file in the bucket's data folder to stream a body into (swept at startup if never committed)."""
+        """A body to stream into, held in memory while small (no I/O: the event loop may call this), spilled to a
+        temp file in the bucket's data folder past that (swept at startup if never committed)."""
         self._bucket(bucket)
         return StagedFile(self._root / bucket / "data" / f"{TMP_PREFIX}{uuid.uuid4().hex}")
 
