@@ -12,10 +12,14 @@ import hashlib
 import os
 import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
 TMP_PREFIX = ".tmp-"
+# Runs the fsyncs a write may do at once (see `together`); its tasks only fsync, never wait on a caller.
+_FSYNCS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="superres-fsync")
 
 
 def fsync_dir(path: Path) -> None:
@@ -69,18 +73,45 @@ class DirSync:
 def write_atomically(target: Path, data: bytes, sync: DirSync | None = None) -> None:
     """Temp file in the same directory, fsync, rename over `target`, fsync the directory (through `sync` if given:
     it must be the DirSync of `target`'s directory)."""
-    tmp = target.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+    tmp = write_temp(target.parent, data)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
     _sync_dir(target.parent, sync)
+
+
+def write_temp(directory: Path, data: bytes) -> Path:
+    """`data` in a fresh `.tmp-*` file in `directory`, fsynced (a crash leaves it to the startup sweep)."""
+    tmp = directory / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return tmp
+
+
+def together(*calls: Callable[[], object]) -> None:
+    """Run `calls` at once (the first on this thread, the rest on fsync threads) and wait for all of them: the
+    fsyncs one rename depends on need not wait for each other. Raises the first failure, after all have ended."""
+    futures = [_FSYNCS.submit(call) for call in calls[1:]]
+    errors: list[BaseException] = []
+    try:
+        calls[0]()
+    except BaseException as exc:  # noqa: BLE001 - re-raised below, once the others have ended
+        errors.append(exc)
+    for future in futures:
+        if (exc := future.exception()) is not None:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
 def _sync_dir(path: Path, sync: DirSync | None) -> None:
@@ -143,6 +174,18 @@ class StagedFile:
         self._file, self._done = None, True
         os.replace(self.path, target)
         _sync_dir(target.parent, sync)
+
+    def write_out(self) -> None:
+        """Put the bytes in the file at `path` (created now if they were held in memory), without fsync."""
+        self._spill().flush()
+
+    def seal(self) -> None:
+        """fsync and close the file at `path`, which stays where it is (for a fresh, unique name nothing refers to
+        yet: no rename is needed to make it appear whole). Call `write_out` first."""
+        assert self._file is not None, "write_out first"
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file, self._done = None, True
 
     def discard(self) -> None:
         self._held = bytearray()

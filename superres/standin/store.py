@@ -2,32 +2,33 @@
 
 Layout under `data_dir`:
     <bucket>/bucket.json          the bucket exists once this marker is in place
-    <bucket>/data/<h>-<uuid>.bin  object bytes; a fresh unique name per write
+    <bucket>/data/<uuid>.bin      object bytes under a fresh unique name per write (older writes: <h>-<uuid>.bin)
     <bucket>/meta/<h>.json        the object's metadata, naming its data file; <h> = sha256(key)
 
 Keys never become paths (they may hold '..', '%', '#', emoji): files are named by the key's hash.
 
-Crash safety: every file is written to a `.tmp-*` file in its final directory, fsynced, then renamed with
-os.replace, and the directory fsynced. An object exists only once its metadata is in place; an overwrite
-replaces the metadata in one rename and only then unlinks the old data file. A crash therefore leaves the
-old object or the new one, never a mix. At startup, temp files and data files no metadata names are removed.
+Crash safety: an object exists only once its metadata is in place. Metadata is written to a `.tmp-*` file in
+meta/, fsynced, then renamed over the old with os.replace (the commit), and only then is the old data file
+unlinked. A data file is written under a name no metadata refers to until that rename. A crash therefore leaves
+the old object or the new one, never a mix; at startup, temp files and data files no metadata names are removed.
 
-Durability: a write is acknowledged only once it would survive a power cut, not just kill -9 (for kill -9 alone the
-page cache would do). A PUT makes four fsyncs, each needed for that:
-    1. the data file, before its rename: else the rename can reach the disk before the bytes, and the metadata
-       would name an empty or torn file;
-    2. the data directory, after that rename: else the data file's name can be lost while the metadata naming it
-       survives (startup would then drop the object as missing its data);
-    3. the metadata temp file, before its rename: the same as 1 for the metadata;
-    4. the metadata directory, after that rename: the rename is the commit; unsynced, an acknowledged PUT could
-       vanish, or an overwrite come back as the old object.
-The directory fsyncs (2, 4) are shared by concurrent writes (`DirSync`, group commit), so under load a PUT costs two
-file fsyncs and a share of two directory fsyncs. A DELETE makes one (the metadata directory, after the unlink).
+Durability: a write is acknowledged only once it would survive a power cut, not just kill -9 (for kill -9 alone
+the page cache would do). A PUT makes four fsyncs, each needed for that:
+    1. the data file: else the metadata could reach the disk before the bytes it names (an empty or torn object);
+    2. the data folder: else the data file's name could be lost while the metadata naming it survives (startup
+       would then drop the object, and an overwritten one would lose its old version too);
+    3. the metadata temp file, before its rename: as 1, for the metadata itself;
+    4. the metadata folder, after the rename: the rename is the commit; unsynced, an acknowledged PUT could vanish
+       or an overwrite come back as the old object.
+1, 2 and 3 depend on nothing but the bytes being written, so they run at once (`durable.together`); 4 follows
+them. The folder fsyncs (2, 4) are shared by concurrent writes (`DirSync`, group commit), so under load a PUT
+costs two file fsyncs and a share of two folder fsyncs. A DELETE makes one (the metadata folder, after the
+unlink); an ACL or tagging change two (3 and 4).
 
 Locking: the event loop reads buckets without a lock (a dict lookup; a bucket is published once its marker is
 durable and never removed). `_lock` guards the in-memory index only and is never held across disk I/O. Writers of
-one key are serialised by a striped per-key lock held across that key's metadata write, so the metadata on disk and
-the index agree on which write won and the replaced data file is the right one; other keys are not held up.
+one key are serialised by a striped per-key lock held across that key's metadata rename, so the metadata on disk
+and the index agree on which write won and the replaced data file is the right one; other keys are not held up.
 Readers take no disk lock: `open` retries if an overwrite or delete unlinked the data file under it.
 """
 
@@ -38,6 +39,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -50,7 +52,7 @@ from typing import BinaryIO
 
 import orjson
 
-from superres.standin.durable import TMP_PREFIX, DirSync, StagedFile, fsync_dir, write_atomically
+from superres.standin.durable import TMP_PREFIX, DirSync, StagedFile, fsync_dir, together, write_atomically, write_temp
 from superres.standin.errors import CosError, no_such_bucket, no_such_key
 from superres.standin.index import BucketIndex, ListResult
 
@@ -181,10 +183,10 @@ class ObjectStore:
             staged.discard()
 
     def stage(self, bucket: str) -> StagedFile:
-        """A body to stream into, held in memory while small (no I/O: the event loop may call this), spilled to a
-        temp file in the bucket's data folder past that (swept at startup if never committed)."""
+        """A body to stream into, held in memory while small (no I/O: the event loop may call this), spilled past
+        that to its data file under a fresh name (swept at startup if no metadata comes to name it)."""
         self._bucket(bucket)
-        return StagedFile(self._root / bucket / "data" / f"{TMP_PREFIX}{uuid.uuid4().hex}")
+        return StagedFile(self._root / bucket / "data" / f"{uuid.uuid4().hex}.bin")
 
     def put_staged(
         self,
@@ -201,12 +203,13 @@ class ObjectStore:
         tags: Mapping[str, str] | None = None,
         forbid_overwrite: bool = False,
     ) -> ObjectInfo:
-        """Commit a staged body as `key`: fsync, rename into place, then swap the metadata in one rename.
-        `forbid_overwrite`: refuse (409 FileAlreadyExists) if `key` exists, checked atomically with the swap."""
+        """Commit a staged body (from `stage`) as `key`: its bytes, its data folder and its new metadata made durable
+        at once, then the metadata swapped in by one rename. `forbid_overwrite`: refuse (409 FileAlreadyExists) if
+        `key` exists, checked atomically with the swap."""
         validate_key(key)
         entry = self._bucket(bucket)
-        data_file = f"{_key_hash(key)}-{uuid.uuid4().hex}.bin"
-        staged.commit(self._root / bucket / "data" / data_file, entry.data)
+        meta_path = self._meta_path(bucket, key)
+        assert staged.path.parent == self._root / bucket / "data", "stage the body with ObjectStore.stage"
         info = ObjectInfo(
             key=key,
             size=staged.size,
@@ -214,17 +217,26 @@ class ObjectStore:
             content_type=content_type,
             meta=dict(meta or {}),
             last_modified=time.time(),
-            data_file=data_file,
+            data_file=staged.path.name,
             headers=dict(headers or {}),
             storage_class=storage_class,
             acl=dict(acl or {}),
             tags=dict(tags or {}),
         )
+        temps: list[Path] = []
         try:
-            self._swap_meta(bucket, info, forbid_overwrite=forbid_overwrite)
-        except CosError:
-            self._unlink_data(bucket, data_file)
+            staged.write_out()  # the data file's name exists from here: the data folder's fsync below covers it
+            together(staged.seal, entry.data.sync,
+                     lambda: temps.append(write_temp(meta_path.parent, orjson.dumps(info))))  # a dataclass: all fields
+            previous = self._swap_meta(bucket, info, temps[0], forbid_overwrite=forbid_overwrite)
+        except BaseException:
+            for path in temps:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            self._unlink_data(bucket, info.data_file)
             raise
+        if previous is not None and previous.data_file != info.data_file:
+            self._unlink_data(bucket, previous.data_file)
         return info
 
     def update(self, bucket: str, key: str, **changes: object) -> ObjectInfo:
@@ -251,15 +263,19 @@ class ObjectStore:
             raise
         return info, staged
 
-    def _swap_meta(self, bucket: str, info: ObjectInfo, *, forbid_overwrite: bool = False) -> None:
+    def _swap_meta(self, bucket: str, info: ObjectInfo, temp: Path, *, forbid_overwrite: bool) -> ObjectInfo | None:
+        """Rename the durable metadata `temp` into place, fsync the folder, publish; the object it replaced."""
+        entry = self._bucket(bucket)
         with self._key_lock(bucket, info.key):
             previous = self._lookup(bucket, info.key)
             if forbid_overwrite and previous is not None:
                 raise CosError(409, "FileAlreadyExists", "The object already exists and x-cos-forbid-overwrite is "
                                "true.", f"{bucket}/{info.key}")
-            self._write_meta(bucket, info)
-        if previous is not None and previous.data_file != info.data_file:
-            self._unlink_data(bucket, previous.data_file)
+            os.replace(temp, self._meta_path(bucket, info.key))
+            entry.meta.sync()
+            with self._lock:
+                entry.index.put(info)
+        return previous
 
     def _write_meta(self, bucket: str, info: ObjectInfo) -> None:
         """Durably replace `info.key`'s metadata, then publish it (the caller holds the key's lock)."""
