@@ -190,7 +190,12 @@ def _round(server: _Server, sizes: _Sizes, tag: str, small_body: bytes, big_body
     big = [f"{prefix}big-{i:03d}" for i in range(sizes.big)]
 
     def each(keys: Sequence[str], call: Callable[[_Client, str], object]) -> list[Callable[[_Client], None]]:
-        return [lambda c, part=part: [call(c, k) for k in part] and None for part in _shards(keys)]
+        def shard(part: Sequence[str]) -> Callable[[_Client], None]:
+            def run(client: _Client) -> None:
+                for key in part:
+                    call(client, key)
+            return run
+        return [shard(part) for part in _shards(keys)]
 
     def walk(client: _Client) -> None:
         seen, marker = 0, ""
@@ -208,15 +213,16 @@ def _round(server: _Server, sizes: _Sizes, tag: str, small_body: bytes, big_body
                 raise RuntimeError(f"{server.name}: {key} came back with {got} bytes, not {expected}")
         return call
 
-    measured = {
-        "PUT 10 KB": server.run(each(small, lambda c, k: c.put(k, small_body))),
-        "GET 10 KB": server.run(each(small, sized(SMALL_BYTES, lambda c, k: c.get(k)))),
-        "HEAD 10 KB": server.run(each(small, sized(SMALL_BYTES, lambda c, k: c.head(k)))),
-        "LIST (pages of 100)": server.run([walk] * THREADS),
-        "DELETE 10 KB": server.run(each(small, lambda c, k: c.delete(k))),
-        "PUT 8 MB": server.run(each(big, lambda c, k: c.put(k, big_body))),
-        "GET 8 MB": server.run(each(big, sized(BIG_BYTES, lambda c, k: c.get(k)))),
-    }
+    runs = [  # in the order of _PHASES
+        each(small, lambda c, k: c.put(k, small_body)),
+        each(small, sized(SMALL_BYTES, lambda c, k: c.get(k))),
+        each(small, sized(SMALL_BYTES, lambda c, k: c.head(k))),
+        [walk] * THREADS,
+        each(small, lambda c, k: c.delete(k)),
+        each(big, lambda c, k: c.put(k, big_body)),
+        each(big, sized(BIG_BYTES, lambda c, k: c.get(k))),
+    ]
+    measured = {phase.name: server.run(shards) for phase, shards in zip(_PHASES, runs, strict=True)}
     server.run(each(big, lambda c, k: c.delete(k)))
     return measured
 
