@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from superres.standin.durable import DirSync
+from superres.standin.durable import DirSync, StagedFile, together
 
 
 def test_callers_arriving_during_an_fsync_share_the_next_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,3 +65,43 @@ def test_a_failed_fsync_raises_and_the_next_caller_tries_again(tmp_path: Path,
     with pytest.raises(OSError):
         sync.sync()
     sync.sync()
+
+
+def test_together_waits_for_every_call_and_raises_the_first_failure() -> None:
+    ended: list[str] = []
+    slow_may_end = threading.Event()
+
+    def failing() -> None:
+        ended.append("failing")
+        slow_may_end.set()
+        raise ValueError("the first call failed")
+
+    def slow() -> None:
+        assert slow_may_end.wait(10)
+        ended.append("slow")
+
+    with pytest.raises(ValueError, match="the first call failed"):
+        together(failing, slow)
+    assert ended == ["failing", "slow"]  # it did not return before the other call had ended
+
+
+def test_a_small_body_stays_in_memory_until_written_out(tmp_path: Path) -> None:
+    staged = StagedFile(tmp_path / "a.bin")
+    staged.write(b"x" * 1000)
+    assert staged.holds(StagedFile.SPILL_BYTES - 1000) and not staged.holds(StagedFile.SPILL_BYTES)
+    assert list(tmp_path.iterdir()) == []  # staging did no I/O
+    assert staged.read_all() == b"x" * 1000
+    staged.write_out()
+    staged.seal()
+    assert (tmp_path / "a.bin").read_bytes() == b"x" * 1000
+
+
+def test_a_body_past_the_limit_spills_to_its_file_and_discard_removes_it(tmp_path: Path) -> None:
+    staged = StagedFile(tmp_path / "a.bin")
+    staged.write(b"x" * StagedFile.SPILL_BYTES)
+    staged.write(b"y")
+    assert not staged.holds(0)
+    assert staged.read_all() == b"x" * StagedFile.SPILL_BYTES + b"y"
+    assert staged.size == StagedFile.SPILL_BYTES + 1
+    staged.discard()
+    assert list(tmp_path.iterdir()) == []
