@@ -233,7 +233,8 @@ class ObjectStore:
             for path in temps:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-            self._unlink_data(bucket, info.data_file)
+            if self._lookup(bucket, key) is not info:  # not renamed into place: nothing names these bytes
+                self._unlink_data(bucket, info.data_file)
             raise
         if previous is not None and previous.data_file != info.data_file:
             self._unlink_data(bucket, previous.data_file)
@@ -272,9 +273,11 @@ class ObjectStore:
                 raise CosError(409, "FileAlreadyExists", "The object already exists and x-cos-forbid-overwrite is "
                                "true.", f"{bucket}/{info.key}")
             os.replace(temp, self._meta_path(bucket, info.key))
-            entry.meta.sync()
-            with self._lock:
-                entry.index.put(info)
+            try:
+                entry.meta.sync()
+            finally:  # from the rename on, this metadata is the key's: the index follows it even if the fsync failed
+                with self._lock:
+                    entry.index.put(info)
         return previous
 
     def _write_meta(self, bucket: str, info: ObjectInfo) -> None:

@@ -4,6 +4,7 @@ request (the event loop never waits on disk or on a lock held across it)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from superres.standin import ObjectStore, StandIn
+from superres.standin import CosError, ObjectStore, StandIn
 
 _STUCK_LIMIT_S = 20.0  # only reached when the test fails: the stuck fsync gives up and lets the PUT finish
 
@@ -125,3 +126,18 @@ def test_readers_during_overwrites_always_get_one_complete_body(tmp_path: Path) 
         thread.join()
     assert failures == []
     assert len(read) == 600 and set(read) <= set(bodies)
+
+
+def test_a_refused_forbid_overwrite_put_leaves_no_file_behind(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path)
+    store.create_bucket("claims-1250000000")
+    first = store.put("claims-1250000000", "k", b"first")
+    staged = store.stage("claims-1250000000")
+    staged.write(b"second")
+    with pytest.raises(CosError) as refused:
+        store.put_staged("claims-1250000000", "k", staged, forbid_overwrite=True)
+    assert refused.value.code == "FileAlreadyExists"
+    bucket_dir = tmp_path / "claims-1250000000"
+    assert [p.name for p in (bucket_dir / "data").iterdir()] == [first.data_file]
+    assert [p.name for p in (bucket_dir / "meta").iterdir()] == [f"{hashlib.sha256(b'k').hexdigest()}.json"]
+    assert store.read("claims-1250000000", "k")[1] == b"first"
