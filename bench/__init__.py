@@ -1,4 +1,5 @@
 """Benchmarks for cos-superres: `make bench` (= `python -m bench`) writes .superres/bench/results.json and .md;
+`python -m bench NAME [--quick]` runs one benchmark (e.g. `python -m bench vs_moto --quick`);
 `make bench-readme` (`--update-readme`) publishes a full run to bench/results.json, bench/results.md and README.md.
 
 Every figure with a goal is measured side by side in one run (interleaved A/B repetitions, medians), so a noisy,
@@ -12,6 +13,8 @@ shared machine shifts both sides alike. Modules, one per benchmark:
     backfill_rate `superres backfill` submit rate against the stand-in's bicubic engine
     backfill_plan diff-based backfill planning rate and peak RSS over 100,000 synthetic listed objects
     backfill_submit `superres backfill --deployed` submit rate through the local SCF API
+    vs_moto       the stand-in against moto_server per object operation (PUT, GET, HEAD, LIST, DELETE; 8 MB PUT
+                  and GET), peak RSS, and the stand-in's server CPU per 1,000 requests
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""`python -m bench [--only NAME[,NAME]] [--quick] [--out PATH] [--update-readme]`: progress on stderr, the table
-on stdout. Results go to .superres/bench/ (untracked); only --update-readme (`make bench-readme`) rewrites the
+"""`python -m bench [NAME ...] [--only NAME[,NAME]] [--quick] [--out PATH] [--update-readme]`: progress on stderr,
+the table on stdout. Results go to .superres/bench/ (untracked); only --update-readme (`make bench-readme`) rewrites the
 tracked bench/results.json, bench/results.md and README.md's table, from a full run."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "backfill": "backfill_rate",
     "backfill_plan": "backfill_plan",
     "backfill_submit": "backfill_submit",
+    "vs_moto": "vs_moto",
 }
 UNTRACKED_OUT = Path(".superres") / "bench" / "results.json"  # under the project root; .gitignore covers it
 TRACKED_OUT = Path("bench") / "results.json"
@@ -34,9 +35,11 @@ README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 def main(argv: Sequence[str] | None = None, *, root: Path = ROOT) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.update_readme and (args.only or args.quick or args.out):
+    if args.update_readme and (args.only or args.names or args.quick or args.out):
         parser.error("--update-readme publishes a full run: it takes no --only, --quick or --out")
-    names = _selected(args.only)
+    if args.names and args.only:
+        parser.error("name the benchmarks either as arguments or with --only, not both")
+    names = _selected(args.only or ",".join(args.names))
     out = Path(args.out) if args.out else root / (TRACKED_OUT if args.update_readme else UNTRACKED_OUT)
     revision = Revision.of(root)  # before anything is written, so the run's own output is not a "change"
     started = time.monotonic()
@@ -77,6 +80,7 @@ def _update_readme(readme: Path, table: str) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (the same as --only)")
     parser.add_argument("--only", help=f"comma list of benchmarks to run, from: {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, noisier figures)")
     parser.add_argument("--out", help=f"results JSON path; the Markdown table goes next to it as .md "

@@ -51,6 +51,12 @@ class StandinProcess:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError("the stand-in is not started")
+        return self._proc.pid
+
+    @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 

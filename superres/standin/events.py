@@ -44,6 +44,11 @@ class EventSink:
     def __init__(self, callback: ObjectCreatedCallback | None) -> None:
         self._callback = callback
 
+    @property
+    def wanted(self) -> bool:
+        """Whether anyone listens (without a trigger, a write need not hand an event to a worker thread)."""
+        return self._callback is not None
+
     def notify(self, event: ObjectCreated) -> None:
         if self._callback is None:
             return

@@ -47,6 +47,19 @@ def test_a_partial_run_leaves_tracked_files_alone(project: Path) -> None:
     assert _tracked(project) == before
 
 
+def test_benchmarks_named_as_arguments_run_alone(project: Path) -> None:
+    assert cli.main(["vs_moto", "--quick"], root=project) == 0
+    rows = json.loads((project / ".superres" / "bench" / "results.json").read_text(encoding="utf-8"))
+    assert [row["name"] for row in rows] == ["vs_moto figure"]
+
+
+def test_names_and_only_together_are_refused(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["vs_moto", "--only", "cold_start"], root=project)
+    assert exit_.value.code == 2
+    assert "either as arguments or with --only" in capsys.readouterr().err
+
+
 def test_update_readme_publishes_the_full_run_to_the_tracked_files(project: Path) -> None:
     assert cli.main(["--update-readme"], root=project) == 0
     table = (project / "bench" / "results.md").read_text(encoding="utf-8")
@@ -66,7 +79,7 @@ def test_the_default_output_is_ignored_by_git() -> None:
     assert len(done.stdout.split()) == 2
 
 
-@pytest.mark.parametrize("extra", [["--only", "cold_start"], ["--quick"], ["--out", "x.json"]])
+@pytest.mark.parametrize("extra", [["--only", "cold_start"], ["vs_moto"], ["--quick"], ["--out", "x.json"]])
 def test_update_readme_refuses_a_partial_run(extra: list[str]) -> None:
     done = subprocess.run([sys.executable, "-m", "bench", "--update-readme", *extra], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 READ_CHUNK = 256 * 1024
 MAX_PUT_BYTES = 5 * 1024**3  # COS: a single PUT or part carries at most 5 GB
+_WRITE_BATCH = 1024 * 1024  # body bytes hashed and kept per step
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ class Services:
             raise no_such_bucket(bucket)
 
     async def notify(self, req: CosRequest, bucket: str, info: ObjectInfo, event_name: str) -> None:
-        await run_in_threadpool(self.events.notify, req.object_created(bucket, info, event_name))
+        if self.events.wanted:  # no hand-off to a worker thread for an event nobody listens to (--no-trigger)
+            await run_in_threadpool(self.events.notify, req.object_created(bucket, info, event_name))
 
     def owner(self) -> dict[str, str]:
         return {"ID": acls.owner_id(self.settings.appid), "DisplayName": acls.owner_id(self.settings.appid)}
@@ -87,16 +89,30 @@ async def receive(req: CosRequest, staged: StagedFile) -> StagedFile:
         staged.discard()
         raise CosError(400, "EntityTooLarge", f"a single upload carries at most {MAX_PUT_BYTES} bytes")
     try:
+        pending = bytearray()
         async for chunk in req.http.stream():
-            if chunk:
-                staged.write(chunk)
-                if staged.size > MAX_PUT_BYTES:
-                    raise CosError(400, "EntityTooLarge", f"a single upload carries at most {MAX_PUT_BYTES} bytes")
+            pending += chunk
+            if staged.size + len(pending) > MAX_PUT_BYTES:
+                raise CosError(400, "EntityTooLarge", f"a single upload carries at most {MAX_PUT_BYTES} bytes")
+            if len(pending) >= _WRITE_BATCH:
+                await _stage_bytes(staged, pending)
+                pending = bytearray()
+        if pending:
+            await _stage_bytes(staged, pending)
         check_content_md5(req.headers.get("content-md5"), staged.md5_digest)
     except BaseException:
         staged.discard()
         raise
     return staged
+
+
+async def _stage_bytes(staged: StagedFile, data: bytearray) -> None:
+    """Hash and keep `data`: on the loop while it stays in memory, else in a worker thread (the disk write and the
+    hashing of a big body, both of which release the GIL, then run beside the loop)."""
+    if staged.holds(len(data)):
+        staged.write(data)
+    else:
+        await run_in_threadpool(staged.write, data)
 
 
 async def xml_body(req: CosRequest, root: str) -> dict[str, Any]:

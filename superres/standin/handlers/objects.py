@@ -43,9 +43,9 @@ class Objects:
             if declared.isdigit() and int(declared) > BASIC_LIMITS.max_bytes:
                 raise CosError(400, "ImageTooLarge", f"source is {int(declared) / 1e6:.1f} MB; CI processing "
                                f"accepts at most {BASIC_LIMITS.max_bytes // 2**20} MB")
-            staged = await receive(req, await run_in_threadpool(store.stage, req.bucket))
+            staged = await receive(req, store.stage(req.bucket))
             return await self._s.ci.upload(req, staged, stored["content_type"], stored["meta"])
-        staged = await receive(req, await run_in_threadpool(store.stage, req.bucket))
+        staged = await receive(req, store.stage(req.bucket))
         try:
             info = await run_in_threadpool(store.put_staged, req.bucket, req.key, staged, **stored)
         finally:
