@@ -49,7 +49,7 @@ def test_a_partial_run_leaves_tracked_files_alone(project: Path) -> None:
 
 def test_benchmarks_named_as_arguments_run_alone(project: Path) -> None:
     assert cli.main(["vs_moto", "--quick"], root=project) == 0
-    rows = json.loads((project / ".superres" / "bench" / "results.json").read_text(encoding="utf-8"))
+    rows = json.loads((project / ".superres" / "bench" / "results.json").read_text(encoding="utf-8"))["rows"]
     assert [row["name"] for row in rows] == ["vs_moto figure"]
 
 
