@@ -46,6 +46,13 @@ def image_bytes(width: int = 64, height: int = 48, fmt: str = "JPEG", mode: str 
     return buffer.getvalue()
 
 
+def solid_png(seed: int, size: tuple[int, int] = (24, 16)) -> bytes:
+    """A one-colour PNG whose bytes (and so ETag) differ by `seed`: a version of an upload, cheap to tell apart."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (seed * 40 % 256, 90, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 @pytest.fixture(scope="session")
 def standin_events() -> EventRecorder:
     return EventRecorder()

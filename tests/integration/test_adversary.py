@@ -22,17 +22,12 @@ from superres.cli import main
 from superres.sr import load_engine
 from superres.stack import PROJECT_ROOT as ROOT
 from superres.stack import LocalStack, StackOptions
+from tests.integration.conftest import solid_png
 from tests.integration.stack_events import cos_event
 
 BUCKET = "photos-1250000000"
 KEY = "uploads/adv.png"
 DEST = "superres/uploads/adv.png"
-
-
-def _png(seed: int, size: tuple[int, int] = (24, 16)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (seed * 40 % 256, 90, 200)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -92,7 +87,7 @@ def _outcomes(reports: list[Report]) -> list[str]:
 
 
 def test_concurrent_deliveries_make_one_ci_call(stack: LocalStack):
-    event = _upload(stack, _png(1))
+    event = _upload(stack, solid_png(1))
     stack.standin.set_injections(["op=ci,latency=1.0"])
     reports = _concurrently(*[lambda: _deliver(stack, event)] * 4)
     assert _ci_calls(stack) == 1
@@ -102,7 +97,7 @@ def test_concurrent_deliveries_make_one_ci_call(stack: LocalStack):
 
 @pytest.mark.parametrize("round_", range(10))
 def test_retries_taking_over_a_dead_claim_with_jitter_call_ci_once(stack: LocalStack, round_: int):
-    event = _upload(stack, _png(round_ + 2))
+    event = _upload(stack, solid_png(round_ + 2))
     root = claim_root(_invocation(stack).settings, source_folder(BUCKET, KEY))
     # a holder that died long ago, by COS's clock: its claim is written 120 s in the storage clock's past
     stack.standin.set_clock_skew(-120)
@@ -122,12 +117,12 @@ def test_retries_taking_over_a_dead_claim_with_jitter_call_ci_once(stack: LocalS
 
 
 def test_reupload_during_processing_ends_with_the_newest_content(stack: LocalStack):
-    first = _upload(stack, _png(1, (24, 16)))
+    first = _upload(stack, solid_png(1, (24, 16)))
     stack.standin.set_injections(["op=ci,latency=1.5"])
     holder = threading.Thread(target=lambda: _deliver(stack, first))
     holder.start()
     time.sleep(0.5)  # the first delivery's CI call is in flight
-    second = _upload(stack, _png(2, (40, 30)))
+    second = _upload(stack, solid_png(2, (40, 30)))
     reports = _concurrently(lambda: _deliver(stack, second), lambda: _deliver(stack, first))
     holder.join(60)
     assert _result(stack) == (_etag(stack), (80, 60))  # made from the re-upload
@@ -136,14 +131,14 @@ def test_reupload_during_processing_ends_with_the_newest_content(stack: LocalSta
 
 
 def test_same_second_reupload_is_processed_again(stack: LocalStack):
-    _deliver(stack, _upload(stack, _png(1, (24, 16))))
-    report = _deliver(stack, _upload(stack, _png(2, (40, 30))))  # well within the second of the first result
+    _deliver(stack, _upload(stack, solid_png(1, (24, 16))))
+    report = _deliver(stack, _upload(stack, solid_png(2, (40, 30))))  # well within the second of the first result
     assert report.lines[0]["outcome"] == "processed" and _ci_calls(stack) == 2
     assert _result(stack) == (_etag(stack), (80, 60))
 
 
 def test_the_same_bytes_uploaded_again_are_not_billed_again(stack: LocalStack):
-    body = _png(3)
+    body = solid_png(3)
     _deliver(stack, _upload(stack, body))
     stack.client().copy_object(Bucket=BUCKET, Key=KEY, CopySource={"Bucket": BUCKET, "Key": KEY,
                                                                    "Region": "ap-guangzhou"},
@@ -156,16 +151,16 @@ def test_the_same_bytes_uploaded_again_are_not_billed_again(stack: LocalStack):
 @pytest.mark.parametrize("skew_s", [5.0, -5.0])
 def test_storage_clock_skew_changes_nothing(stack: LocalStack, skew_s: float):
     stack.standin.set_clock_skew(skew_s)
-    event = _upload(stack, _png(4))
+    event = _upload(stack, solid_png(4))
     reasons = [_deliver(stack, event).lines[0]["reason"] for _ in range(3)]
     assert reasons == ["processed", "already_done", "already_done"] and _ci_calls(stack) == 1
-    second = _upload(stack, _png(5, (40, 30)))
+    second = _upload(stack, solid_png(5, (40, 30)))
     assert _deliver(stack, second).lines[0]["reason"] == "processed" and _ci_calls(stack) == 2
     assert _result(stack) == (_etag(stack), (80, 60))
 
 
 def test_a_call_that_lands_after_its_timeout_is_never_sent_twice(stack: LocalStack):
-    event = _upload(stack, _png(6))
+    event = _upload(stack, solid_png(6))
     stack.standin.set_injections(["op=ci,late=2,count=1"])
     env = {"COS_TIMEOUT_S": "1", "CI_LANDING_BOUND_S": "3"}
     first = _deliver(stack, event, limit_ms=5000, **env)
@@ -184,7 +179,7 @@ def test_a_call_that_lands_after_its_timeout_is_never_sent_twice(stack: LocalSta
 
 
 def test_backfill_beside_the_trigger_calls_ci_once(stack: LocalStack, tmp_path: Path):
-    event = _upload(stack, _png(7))
+    event = _upload(stack, solid_png(7))
     stack.standin.set_injections(["op=ci,latency=1.0"])
     trigger = threading.Thread(target=lambda: _deliver(stack, event))
     trigger.start()
@@ -199,8 +194,8 @@ def test_backfill_beside_the_trigger_calls_ci_once(stack: LocalStack, tmp_path: 
 
 
 def test_replaying_an_old_event_after_a_newer_upload_calls_ci_neither(stack: LocalStack):
-    old = _upload(stack, _png(1, (24, 16)))
-    _deliver(stack, _upload(stack, _png(2, (40, 30))))
+    old = _upload(stack, solid_png(1, (24, 16)))
+    _deliver(stack, _upload(stack, solid_png(2, (40, 30))))
     report = _deliver(stack, old)
     assert report.lines[0]["reason"] == "outdated" and _ci_calls(stack) == 1
     assert _result(stack) == (_etag(stack), (80, 60))
@@ -209,7 +204,7 @@ def test_replaying_an_old_event_after_a_newer_upload_calls_ci_neither(stack: Loc
 def test_under_deadline_pressure_every_record_gets_its_line(stack: LocalStack):
     keys = [f"uploads/p{i}.png" for i in range(3)]
     for i, key in enumerate(keys):
-        stack.client().put_object(Bucket=BUCKET, Key=key, Body=_png(i))
+        stack.client().put_object(Bucket=BUCKET, Key=key, Body=solid_png(i))
     stack.standin.set_injections(["op=ci,latency=8"])  # CI hangs past the invocation's end
     report = _deliver(stack, cos_event(stack, BUCKET, keys), limit_ms=6000)
     assert [line["key"] for line in report.lines] == keys and report.retry

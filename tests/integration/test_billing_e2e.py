@@ -12,7 +12,6 @@ bootstrap does), the real cos-python-sdk-v5 over HTTP, the stand-in counting eve
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import threading
 import time
@@ -20,21 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from superres.scf.container import ContainerOptions, FunctionContainer, InvokeResult
 from superres.sr import load_engine
 from superres.stack import LocalStack, StackOptions
 from superres.standin.faults import FaultPlan
+from tests.integration.conftest import solid_png
 from tests.integration.stack_events import cos_event
 
 BUCKET = "photos-1250000000"
-
-
-def _png(seed: int, size: tuple[int, int] = (24, 16)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (seed * 40 % 256, 90, 200)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -71,13 +64,13 @@ def _next_second() -> None:
 
 def test_reupload_with_new_content_is_processed_again_and_replaces_the_result(stack: LocalStack):
     client = stack.client()
-    client.put_object(Bucket=BUCKET, Key="uploads/a.png", Body=_png(1, (24, 16)))
+    client.put_object(Bucket=BUCKET, Key="uploads/a.png", Body=solid_png(1, (24, 16)))
     with _container(stack) as container:
         first = container.invoke(_event(stack, ["uploads/a.png"]))
         assert [line["outcome"] for line in _lines(first)] == ["processed"]
         old = stack.standin.store.head(BUCKET, "superres/uploads/a.png")
         _next_second()
-        client.put_object(Bucket=BUCKET, Key="uploads/a.png", Body=_png(2, (40, 30)))  # edited photo, same key
+        client.put_object(Bucket=BUCKET, Key="uploads/a.png", Body=solid_png(2, (40, 30)))  # edited photo, same key
         second = container.invoke(_event(stack, ["uploads/a.png"]))
         (line,) = _lines(second)
         assert line["outcome"] == "processed", line
@@ -90,7 +83,7 @@ def test_reupload_with_new_content_is_processed_again_and_replaces_the_result(st
 
 
 def test_timeout_after_ci_did_the_work_is_published_by_the_retry_with_one_call(stack: LocalStack):
-    stack.client().put_object(Bucket=BUCKET, Key="uploads/slow.png", Body=_png(3))
+    stack.client().put_object(Bucket=BUCKET, Key="uploads/slow.png", Body=solid_png(3))
     # CI answers after 1 s; the function gives up after 0.5 s (the issue's reproduction)
     stack.standin.set_faults(FaultPlan(1.0, kinds=("delay",), delay_s=1.0, targets=("ci",)))
     with _container(stack, COS_TIMEOUT_S="0.5") as container:
@@ -111,7 +104,7 @@ def test_timeout_after_ci_did_the_work_is_published_by_the_retry_with_one_call(s
     ({"TENCENTCLOUD_SECRETKEY": "wrong-key"}, "HTTP403"),
 ])
 def test_permanent_errors_cost_one_attempt_and_do_not_raise(stack: LocalStack, env: dict, code: str):
-    stack.client().put_object(Bucket=BUCKET, Key="uploads/p.png", Body=_png(4))
+    stack.client().put_object(Bucket=BUCKET, Key="uploads/p.png", Body=solid_png(4))
     with _container(stack, CLAIM_WORK="false", SKIP_EXISTING="false", **env) as container:
         result = container.invoke(_event(stack, ["uploads/p.png"]))
     assert result.ok, result.error  # logged, not raised: SCF does not retry and re-bill
@@ -121,7 +114,7 @@ def test_permanent_errors_cost_one_attempt_and_do_not_raise(stack: LocalStack, e
 
 
 def test_sdk_refusal_of_a_malformed_bucket_is_permanent(stack: LocalStack):
-    stack.client().put_object(Bucket=BUCKET, Key="uploads/q.png", Body=_png(5))
+    stack.client().put_object(Bucket=BUCKET, Key="uploads/q.png", Body=solid_png(5))
     event = _event(stack, ["uploads/q.png"])
     event["Records"][0]["cos"]["cosBucket"]["cosRegion"] = "ap guangzhou!"  # the SDK refuses this region
     with _container(stack) as container:
@@ -133,7 +126,7 @@ def test_sdk_refusal_of_a_malformed_bucket_is_permanent(stack: LocalStack):
 
 
 def test_concurrent_duplicate_deliveries_make_one_ci_call(stack: LocalStack):
-    stack.client().put_object(Bucket=BUCKET, Key="uploads/dup.png", Body=_png(6))
+    stack.client().put_object(Bucket=BUCKET, Key="uploads/dup.png", Body=solid_png(6))
     event = _event(stack, ["uploads/dup.png"])
     # CI takes 1.5 s, so the two deliveries overlap
     stack.standin.set_faults(FaultPlan(1.0, kinds=("delay",), delay_s=1.5, targets=("ci",)))
@@ -162,7 +155,7 @@ def test_concurrent_duplicate_deliveries_make_one_ci_call(stack: LocalStack):
 def test_every_stdout_write_of_a_three_record_invocation_is_one_json_object(stack: LocalStack):
     keys = [f"uploads/log{i}.png" for i in range(3)]
     for i, key in enumerate(keys):
-        stack.client().put_object(Bucket=BUCKET, Key=key, Body=_png(i))
+        stack.client().put_object(Bucket=BUCKET, Key=key, Body=solid_png(i))
     source = stack.standin.store.head(BUCKET, "uploads/log1.png").etag.strip('"')
     stack.client().put_object(Bucket=BUCKET, Key="superres/uploads/log1.png", Body=b"x",  # a skip, a HEAD 200
                               Metadata={"x-cos-meta-superres-source": source, "x-cos-meta-superres-rule": "x2"})
@@ -176,7 +169,7 @@ def test_every_stdout_write_of_a_three_record_invocation_is_one_json_object(stac
 
 
 def test_claim_left_by_a_killed_instance_is_taken_over_when_it_expires(stack: LocalStack):
-    stack.client().put_object(Bucket=BUCKET, Key="uploads/killed.png", Body=_png(7))
+    stack.client().put_object(Bucket=BUCKET, Key="uploads/killed.png", Body=solid_png(7))
     event = _event(stack, ["uploads/killed.png"])
     # CI takes 3 s; the holder is killed while its call is in flight, and the call lands all the same
     stack.standin.set_faults(FaultPlan(1.0, kinds=("delay",), delay_s=3.0, targets=("ci",)))

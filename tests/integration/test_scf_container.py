@@ -173,17 +173,22 @@ def test_event_nested_past_what_json_can_write_fails_that_invocation_only(spec):
     assert after.ok and after.return_value["calls"] == 1
 
 
-def test_runtime_sets_logging_up_as_the_scf_bootstrap_does(tmp_path: Path):
+def _spec_for(tmp_path: Path, source: str):  # type: ignore[no-untyped-def]
+    """serverless.yml's function with `source` as its index.py."""
     code = tmp_path / "code"
     code.mkdir()
-    (code / "index.py").write_text(
+    (code / "index.py").write_text(source)
+    return replace(load_function_spec(ROOT / "serverless.yml", environ={}), src=code, timeout_s=10)
+
+
+def test_runtime_sets_logging_up_as_the_scf_bootstrap_does(tmp_path: Path):
+    spec = _spec_for(tmp_path,
         "import logging\n"
         "def main_handler(event, context):\n"
         "    root = logging.getLogger()\n"
         "    logging.getLogger('some.library').debug('a library debug line')\n"
         "    return {'level': root.level, 'handlers': [type(h).__name__ for h in root.handlers],\n"
         "            'stream': getattr(root.handlers[0].stream, 'name', None)}\n")
-    spec = replace(load_function_spec(ROOT / "serverless.yml", environ={}), src=code, timeout_s=10)
     with FunctionContainer(spec) as container:
         result = container.invoke({})
     assert result.ok, result.error
@@ -192,9 +197,7 @@ def test_runtime_sets_logging_up_as_the_scf_bootstrap_does(tmp_path: Path):
 
 
 def test_an_event_as_deep_as_json_can_write_reaches_the_function(tmp_path: Path):
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "index.py").write_text(
+    spec = _spec_for(tmp_path,
         "def main_handler(event, context):\n"
         "    depth, value = 0, event['Records']\n"
         "    while isinstance(value, list):\n"
@@ -204,7 +207,6 @@ def test_an_event_as_deep_as_json_can_write_reaches_the_function(tmp_path: Path)
     deep: object = {"mode": "ok"}
     for _ in range(990):
         deep = [deep]
-    spec = replace(load_function_spec(ROOT / "serverless.yml", environ={}), src=code, timeout_s=10)
     results = []
     with FunctionContainer(spec) as container:
         # from a thread of its own, as the trigger delivers: the caller's stack is shallow enough to write the event
