@@ -183,17 +183,19 @@ class LocalStack:
 
     def scf_registry(self) -> FunctionRegistry:
         """The local SCF account: serverless.yml's function (from the checkout) unless the stack started without
-        it, and whatever is deployed through the SCF API (from its own zip and layers)."""
+        it, and whatever is deployed through the SCF API (from its own zip and layers); each runs with its
+        execution role's temporary keys, as on SCF."""
         if self._registry is None:
             registry = FunctionRegistry(
                 data_dir=self.options.data_dir, region=self.settings.region, appid=self.settings.appid,
-                base_env=self.function_env(), log_path=self.options.data_dir / "function-log.jsonl",
+                base_env=self.function_env(role=True), log_path=self.options.data_dir / "function-log.jsonl",
                 on_log=self.options.on_log, read_cos_object=lambda bucket, key: self.standin.store.read(bucket, key)[1],
                 instances=self.options.instances, cam=self._cam_state())
             if self.options.function:
                 # Its COS trigger is the stack's own (durable) dispatcher, so the API's copy has none.
                 spec = dataclasses.replace(self.spec, triggers=())
-                registry.add(ScfFunction(spec, ContainerOptions(env=self.function_env(), appid=self.settings.appid),
+                registry.add(ScfFunction(spec, ContainerOptions(env=self.function_env(role=True),
+                                                                appid=self.settings.appid),
                                          region=self.settings.region, instances=self.options.instances,
                                          log_path=registry.log_path, on_log=self.options.on_log))
             self._registry = registry
