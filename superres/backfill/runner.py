@@ -417,7 +417,13 @@ class Backfill:
         if theirs != ours:
             differs = ", ".join(f"{name} {theirs[name]!r} (this run: {ours[name]!r})" for name in IDENTITY_FIELDS
                                 if theirs[name] != ours[name])
-            raise BackfillError(f"{path} is the checkpoint of another backfill: {differs}. Resuming it would skip "
+            if data.get("complete"):
+                # A finished run resumes nothing, so nothing would be skipped: this run starts afresh.
+                self.say(f"{path} holds a finished backfill ({differs}): starting this one from the beginning")
+                return None, Totals(), False, None
+            problem = self._unreachable()  # the real problem first: a wrong endpoint is often both
+            raise BackfillError((f"{problem}; also, " if problem else "") +
+                                f"{path} is the checkpoint of another backfill: {differs}. Resuming it would skip "
                                 "objects this run has not handled: pass --checkpoint FILE for this run, or "
                                 "--no-resume to start over")
         cap = data.get("max_calls")
@@ -425,6 +431,14 @@ class Backfill:
         if data.get("complete"):
             return None, Totals(), False, None  # the last run finished: start over (finished objects are skipped)
         return data.get("marker"), Totals.from_dict(data.get("totals") or {}), True, cap
+
+    def _unreachable(self) -> str | None:
+        """Why the bucket cannot be listed (one line), or None when it can."""
+        try:
+            self.client.list_objects(Bucket=self.options.bucket, Prefix=self.options.prefix, MaxKeys=1)
+        except (CosServiceError, CosClientError) as exc:
+            return describe_cos_error(exc, self.options.endpoint)
+        return None
 
     def _save(self, marker: str | None, totals: Totals, max_calls: int | None, *, complete: bool) -> None:
         path = self.options.checkpoint
