@@ -164,8 +164,9 @@ def backfill(bucket: str | None, prefix: str | None, region: str | None, endpoin
     than the source. Each object becomes the COS upload record the trigger would deliver and runs through the
     function's code in this process, or with --deployed is sent to the deployed function in async batches.
     Resumable: a checkpoint is written after every batch. Ctrl-C finishes the objects in flight; a second
-    Ctrl-C stops at once. Ends with one JSON line on stdout: listed, processed, skipped (by reason), failed,
-    calls, seconds. Exit status 1 if any object failed, 130 if interrupted.
+    Ctrl-C abandons them, counting their calls against --max-calls. Ends with one JSON line on stdout: listed,
+    processed, skipped (by reason), failed, calls (and calls_left with a cap), seconds; after Ctrl-C, stderr
+    says the command that resumes. Exit status 1 if any object failed, 130 if interrupted.
     """
     if log_path is not None:
         _check_writable(log_path)
