@@ -211,7 +211,8 @@ class Backfill:
             raise BackfillError(f"the backfill stopped: {describe_cos_error(exc, opts.endpoint)}") from exc
         finally:
             self._stopping.restore(previous_handler)
-            executor.shutdown(wait=not forced, cancel_futures=True)
+            # After a second Ctrl-C nothing waits, not even a job asleep in the rate limiter (it will not begin).
+            executor.shutdown(wait=not (forced or self._stopping.forced.is_set()), cancel_futures=True)
             bar.close()
         summary = self._summary(run, earlier, started, resumed, estimate, stopped, max_calls)
         if stopped == "interrupted":
