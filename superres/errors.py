@@ -36,6 +36,8 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, (CosClientError, requests.ConnectionError)):
         return connection_error(str(exc))
     if isinstance(exc, TencentCloudSDKException):
+        if exc.get_code() == "ClientNetworkError":  # urllib3's text: say where and what to check instead
+            return f"SCF API: {connection_error(exc.get_message() or '')}"
         return f"SCF API: {exc.get_code()}: {exc.get_message()}"
     if isinstance(exc, OSError):
         return os_error(exc)

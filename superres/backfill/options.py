@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections import Counter
@@ -15,6 +16,7 @@ from qcloud_cos import CosS3Client
 from qcloud_cos.cos_exception import CosServiceError
 from superres_fn import Endpoint, Settings, cos_config, load_settings
 
+from ..errors import CREDENTIAL_CODES
 from ..scf.client import ASYNC_EVENT_MAX_BYTES, Target, encode_event
 from ..scf.serverless import FunctionSpec
 from .plan import ListedObject, bucket_listing
@@ -167,12 +169,28 @@ def default_checkpoint(bucket: str, prefix: str) -> Path:
 def describe_cos_error(exc: Exception, endpoint: str | None) -> str:
     """One line for a failed listing or read: COS's error code and message, or where COS could not be reached."""
     if isinstance(exc, CosServiceError):
-        return f"{exc.get_error_code()}: {exc.get_error_msg()} ({exc.get_resource_location() or 'COS'})"
+        code = exc.get_error_code()
+        text = f"{code}: {exc.get_error_msg()} ({exc.get_resource_location() or 'COS'})"
+        return f"{text}; {keys_hint(endpoint)}" if code in CREDENTIAL_CODES else text
     where = endpoint or "COS"
     hint = " (is `superres local` running there?)" if endpoint else ""
     text = str(exc)
     reason = "connection refused" if "Connection refused" in text else text[:300]
     return f"cannot reach {where}: {reason}{hint}"
+
+
+def keys_hint(endpoint: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """Which keys signed the requests, and how to set the right ones (never the keys themselves)."""
+    env = os.environ if environ is None else environ
+    if env.get("TENCENTCLOUD_SECRETID", "").strip() and env.get("TENCENTCLOUD_SECRETKEY", "").strip():
+        used = "the keys in TENCENTCLOUD_SECRETID / TENCENTCLOUD_SECRETKEY"
+        fix = ("export the SecretId and SecretKey of a CAM user allowed to list and read the bucket (with "
+               "TENCENTCLOUD_SESSIONTOKEN for a temporary key)")
+        if endpoint:
+            fix += ", or unset them to use the stand-in's demo keys"
+        return f"the requests were signed with {used}: {fix}"
+    return ("the requests were signed with the stand-in's demo keys (TENCENTCLOUD_SECRETID / TENCENTCLOUD_SECRETKEY "
+            f"are not set): export the keys {endpoint} accepts")
 
 
 def batches(records: Sequence[dict], batch_size: int, max_bytes: int = ASYNC_EVENT_MAX_BYTES

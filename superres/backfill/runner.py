@@ -18,14 +18,14 @@ SCF's Invoke API 100 requests/s; with a reserved concurrency, at most what its i
 After every handled batch a checkpoint (the last key of the handled prefix of the sorted sources, the totals,
 the CI calls used and the --max-calls cap) is written atomically; it records the endpoint, region, mode, bucket
 and prefix and refuses to resume a different run. Ctrl-C stops taking new objects and finishes those in flight;
-a second Ctrl-C stops at once. Either way the checkpoint covers exactly what was handled.
+a second Ctrl-C stops at once, charging the abandoned objects' calls to the cap (stopping.py). Either way the
+checkpoint covers exactly what was handled, and its CI calls are the summary's.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -68,13 +68,10 @@ from .plan import (
     outputs_for,
     plan,
 )
+from .stopping import Stopping
 
 CHECKPOINT_VERSION = 2
 IDENTITY_FIELDS = ("endpoint", "region", "mode", "bucket", "prefix")
-
-
-class _ForcedStop(KeyboardInterrupt):
-    """The second Ctrl-C."""
 
 
 @dataclass
@@ -107,11 +104,9 @@ class Backfill:
         # The planner has looked at every destination: the function must not HEAD it again (and a stale result
         # must be redone, which skip-if-exists would refuse).
         self._log_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._stop_announced = False
-        self._finished_in_flight = 0
-        self._in_flight_at_stop = 0
-        self._calls_left: int | None = None
+        self._stopping = Stopping()
+        self._stop = self._stopping.requested
+        self._saved: dict[str, object] | None = None  # the totals the checkpoint holds
 
     # -- identity and checkpoint -----------------------------------------------------------------------------
 
@@ -122,7 +117,7 @@ class Backfill:
 
     def request_stop(self) -> None:
         """What the first Ctrl-C does: take no new objects, finish those in flight."""
-        self._stop.set()
+        self._stopping.request()
 
     # -- planning ----------------------------------------------------------------------------------------------
 
@@ -163,7 +158,7 @@ class Backfill:
         started = time.monotonic()
         marker, earlier, resumed, stored_cap = self._resume_point(opts.checkpoint)
         max_calls = opts.max_calls if opts.max_calls is not None else stored_cap
-        self._calls_left = None if max_calls is None else max(0, max_calls - earlier.calls)
+        self._saved = (earlier.as_dict() if resumed else None)
         run = Totals()
         estimate = {"bytes": 0}
         stopped: str | None = None
@@ -173,7 +168,7 @@ class Backfill:
                    desc="dry run" if opts.dry_run else "backfill")
         executor = ThreadPoolExecutor(max_workers=max(1, opts.concurrency), thread_name_prefix="backfill")
         limiters = self._limiters()
-        previous_handler = self._install_sigint()
+        previous_handler = self._stopping.install()
         batch: _Batch | None = None
         forced = False
         try:
@@ -185,11 +180,13 @@ class Backfill:
                     if size <= 0:
                         stopped = "max_objects"
                         break
-                batch = _Batch(_take(items, size), [])
+                with self._stopping.interruptible():
+                    batch = _Batch(_take(items, size), [])
                 if not batch.items:
                     break
                 batch.done = [False] * len(batch.items)
-                stopped = self._handle(batch, executor, limiters, run, bar, estimate)
+                budget = None if max_calls is None else max(0, max_calls - earlier.calls - run.calls)
+                stopped = self._handle(batch, executor, limiters, run, bar, estimate, budget)
                 marker = self._advance(batch, marker, earlier, run, max_calls)
                 if stopped is None and self._stop.is_set():
                     stopped = "interrupted"
@@ -198,19 +195,24 @@ class Backfill:
                 self._save(marker, earlier + run, max_calls, complete=True)
         except KeyboardInterrupt:
             forced = True
+            self._stopping.request()  # from here on no object begins, so the count below is final
+            abandoned = self._stopping.in_flight()
+            run.calls += abandoned  # their requests may be made (and billed): the cap counts them
             executor.shutdown(wait=False, cancel_futures=True)
             bar.close()
             if batch is not None:
-                self._advance(batch, marker, earlier, run, max_calls)
+                marker = self._advance(batch, marker, earlier, run, max_calls)
+            self._save(marker, earlier + run, max_calls, complete=False)
             raise BackfillInterrupted(self._summary(run, earlier, started, resumed, estimate, "interrupted",
-                                                    max_calls, forced=True), forced=True) from None
+                                                    max_calls, abandoned=abandoned), forced=True) from None
         except (OSError, ValueError) as exc:
             raise BackfillError(f"the backfill stopped: {exc}") from exc
         except (CosServiceError, CosClientError) as exc:
             raise BackfillError(f"the backfill stopped: {describe_cos_error(exc, opts.endpoint)}") from exc
         finally:
-            self._restore_sigint(previous_handler)
-            executor.shutdown(wait=not forced, cancel_futures=True)
+            self._stopping.restore(previous_handler)
+            # After a second Ctrl-C nothing waits, not even a job asleep in the rate limiter (it will not begin).
+            executor.shutdown(wait=not (forced or self._stopping.forced.is_set()), cancel_futures=True)
             bar.close()
         summary = self._summary(run, earlier, started, resumed, estimate, stopped, max_calls)
         if stopped == "interrupted":
@@ -219,12 +221,12 @@ class Backfill:
 
     def _advance(self, batch: _Batch, marker: str | None, earlier: Totals, run: Totals,
                  max_calls: int | None) -> str | None:
-        """Checkpoint the handled prefix of the batch; returns the new marker."""
+        """Checkpoint the handled prefix of the batch and every call made; returns the new marker."""
         handled = batch.handled_prefix()
         if handled:
             marker = batch.items[handled - 1].obj.key
         batch.items, batch.done = batch.items[handled:], batch.done[handled:]  # so a second call adds nothing
-        if handled:
+        if handled or (earlier + run).as_dict() != self._saved:
             self._save(marker, earlier + run, max_calls, complete=False)
         return marker
 
@@ -250,8 +252,9 @@ class Backfill:
         return limiters
 
     def _handle(self, batch: _Batch, executor: ThreadPoolExecutor, limiters: dict[str, RateLimiter], run: Totals,
-                bar: tqdm, estimate: dict[str, int]) -> str | None:
-        """Handle one batch; returns why it stopped early ("max_calls", "interrupted") or None."""
+                bar: tqdm, estimate: dict[str, int], budget: int | None) -> str | None:
+        """Handle one batch with at most `budget` calls; returns why the run stops ("interrupted" when Ctrl-C came
+        during the batch, whatever else happened; "max_calls"), or None."""
         jobs: list[tuple[list[int], Callable[[], object]]] = []
         stopped: str | None = None
         for i, item in enumerate(batch.items):
@@ -265,11 +268,11 @@ class Backfill:
                 self._show(item, "skip", item.reason)
                 self._tick(bar, run, item.obj, "skipped", item.reason)
                 continue
-            if self._calls_left is not None and self._calls_left <= 0:
+            if budget is not None and budget <= 0:
                 stopped = "max_calls"
                 break
-            if self._calls_left is not None:
-                self._calls_left -= 1
+            if budget is not None:
+                budget -= 1
             if self.options.dry_run:
                 run.listed += 1
                 run.processed += 1
@@ -283,15 +286,14 @@ class Backfill:
         if self.options.deployed and jobs:
             jobs = self._invocation_jobs(batch, [index for indexes, _ in jobs for index in indexes], limiters)
         self._run_jobs(batch, jobs, executor, run, bar)
-        return stopped or ("interrupted" if self._stop.is_set() and batch.handled_prefix() < len(batch.items)
-                           else None)
+        return "interrupted" if self._stop.is_set() else stopped
 
     def _local_job(self, item: PlanItem, limiters: dict[str, RateLimiter]) -> Callable[[], object]:
         def job() -> object:
             if self._stop.is_set():
                 return None
             limiters["objects"].acquire()
-            if self._stop.is_set():
+            if not self._stopping.begin(1):
                 return None
             return self.process(item.obj)
         return job
@@ -312,7 +314,7 @@ class Backfill:
                     return None
                 limiters["invocations"].acquire()
                 limiters["objects"].acquire(len(group))
-                if self._stop.is_set():
+                if not self._stopping.begin(len(group)):
                     return None
                 try:
                     invoke(deployed.client, deployed.target, {"Records": group},  # type: ignore[arg-type]
@@ -333,20 +335,18 @@ class Backfill:
                 if future.cancelled():
                     continue
                 self._record_result(batch, members, future.result(), run, bar)
-            if self._stop.is_set() and not self._stop_announced:
-                self._stop_announced = True
+            self._stopping.raise_if_forced()
+            in_flight = self._stopping.announce()
+            if in_flight is not None:
                 for future in list(pending):
                     if future.cancel():
                         del pending[future]
-                in_flight = sum(len(members) for members in pending.values())
-                self._in_flight_at_stop = in_flight
                 self.say(f"finishing {in_flight} in-flight objects (Ctrl-C again to stop now)")
 
     def _record_result(self, batch: _Batch, members: list[int], result: object, run: Totals, bar: tqdm) -> None:
         if result is None:
             return  # stopped before it started: not handled, the checkpoint stays before it
-        if self._stop_announced:
-            self._finished_in_flight += len(members)
+        self._stopping.ended(len(members))
         deployed = self.options.deployed is not None
         if deployed:
             run.calls += len(members)
@@ -397,24 +397,6 @@ class Backfill:
         with self._log_lock, self.options.log_path.open("a", encoding="utf-8") as fh:
             fh.write(text)
 
-    # -- Ctrl-C ----------------------------------------------------------------------------------------------
-
-    def _install_sigint(self) -> object:
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def on_sigint(signum: int, frame: object) -> None:
-            if self._stop.is_set():
-                raise _ForcedStop
-            self.request_stop()
-
-        return signal.signal(signal.SIGINT, on_sigint)
-
-    @staticmethod
-    def _restore_sigint(previous: object) -> None:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)  # type: ignore[arg-type]
-
     # -- checkpoint ------------------------------------------------------------------------------------------
 
     def _resume_point(self, path: Path | None) -> tuple[str | None, Totals, bool, int | None]:
@@ -436,7 +418,13 @@ class Backfill:
         if theirs != ours:
             differs = ", ".join(f"{name} {theirs[name]!r} (this run: {ours[name]!r})" for name in IDENTITY_FIELDS
                                 if theirs[name] != ours[name])
-            raise BackfillError(f"{path} is the checkpoint of another backfill: {differs}. Resuming it would skip "
+            if data.get("complete"):
+                # A finished run resumes nothing, so nothing would be skipped: this run starts afresh.
+                self.say(f"{path} holds a finished backfill ({differs}): starting this one from the beginning")
+                return None, Totals(), False, None
+            problem = self._unreachable()  # the real problem first: a wrong endpoint is often both
+            raise BackfillError((f"{problem}; also, " if problem else "") +
+                                f"{path} is the checkpoint of another backfill: {differs}. Resuming it would skip "
                                 "objects this run has not handled: pass --checkpoint FILE for this run, or "
                                 "--no-resume to start over")
         cap = data.get("max_calls")
@@ -444,6 +432,14 @@ class Backfill:
         if data.get("complete"):
             return None, Totals(), False, None  # the last run finished: start over (finished objects are skipped)
         return data.get("marker"), Totals.from_dict(data.get("totals") or {}), True, cap
+
+    def _unreachable(self) -> str | None:
+        """Why the bucket cannot be listed (one line), or None when it can."""
+        try:
+            self.client.list_objects(Bucket=self.options.bucket, Prefix=self.options.prefix, MaxKeys=1)
+        except (CosServiceError, CosClientError) as exc:
+            return describe_cos_error(exc, self.options.endpoint)
+        return None
 
     def _save(self, marker: str | None, totals: Totals, max_calls: int | None, *, complete: bool) -> None:
         path = self.options.checkpoint
@@ -461,9 +457,11 @@ class Backfill:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        self._saved = totals.as_dict()
 
     def _summary(self, run: Totals, earlier: Totals, started: float, resumed: bool, estimate: dict[str, int],
-                 stopped: str | None, max_calls: int | None, *, forced: bool = False) -> dict[str, object]:
+                 stopped: str | None, max_calls: int | None, *, abandoned: int | None = None
+                 ) -> dict[str, object]:
         opts = self.options
         summary: dict[str, object] = {"bucket": opts.bucket, "prefix": opts.prefix,
                                       "mode": "dry_run" if opts.dry_run else opts.mode,
@@ -481,12 +479,12 @@ class Backfill:
             summary["totals_with_earlier_runs"] = (earlier + run).as_dict()
         if max_calls is not None:
             summary["max_calls"] = max_calls
-            summary["calls_left"] = self._calls_left
+            summary["calls_left"] = max(0, max_calls - earlier.calls - run.calls)
         if stopped == "interrupted":
             summary["interrupted"] = True
-            summary["finished_in_flight"] = self._finished_in_flight
-            if forced:
-                summary["abandoned_in_flight"] = max(0, self._in_flight_at_stop - self._finished_in_flight)
+            summary["finished_in_flight"] = self._stopping.finished_after_stop
+            if abandoned is not None:
+                summary["abandoned_in_flight"] = abandoned
         elif stopped == "max_objects":
             summary["stopped_after_max_objects"] = True
         elif stopped == "max_calls":

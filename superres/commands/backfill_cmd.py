@@ -27,9 +27,10 @@ from ..backfill import (
 from ..backfill.inventory import InventoryError, InventorySource, load_manifest
 from ..backfill.reconcile import ReportSource
 from ..deploy.deployment import SelfTriggerError, refuse_self_trigger
-from ..scf.client import ENDPOINT_ENV, CredentialsMissing, Target, make_client
+from ..scf.client import ENDPOINT_ENV, NETWORK_ERROR, CredentialsMissing, Target, make_client, unreachable
 from ..scf.serverless import FunctionSpec, ServerlessConfigError, load_function_spec
 from ..standin.settings import DEMO_SECRET_ID, DEMO_SECRET_KEY
+from .params import bucket_option, region_option
 
 
 @dataclass
@@ -50,10 +51,11 @@ class Where:
 def where_options(fn):  # type: ignore[no-untyped-def]
     """The options backfill and reconcile share: which bucket, prefix and sources."""
     options = [
-        click.option("--bucket", default=None, metavar="NAME-APPID",
-                     help="Bucket to backfill [default: serverless.yml's COS trigger bucket]."),
+        click.option("--bucket", default=None, metavar="NAME-APPID", callback=bucket_option,
+                     help="The source bucket, '<name>-<appid>' [default: serverless.yml's COS trigger bucket]."),
         click.option("--prefix", default=None, help="Only keys under this prefix [default: the trigger's prefix]."),
-        click.option("--region", default=None, help="The bucket's region [default: serverless.yml's region]."),
+        click.option("--region", default=None, callback=region_option,
+                     help="The bucket's region, e.g. ap-guangzhou [default: serverless.yml's, i.e. REGION in .env]."),
         click.option("--endpoint", default=None, metavar="URL",
                      help="COS endpoint, e.g. a `superres local` stand-in (http://127.0.0.1:9000); its demo keys "
                           "are used unless TENCENTCLOUD_SECRETID/SECRETKEY are set."),
@@ -164,8 +166,9 @@ def backfill(bucket: str | None, prefix: str | None, region: str | None, endpoin
     than the source. Each object becomes the COS upload record the trigger would deliver and runs through the
     function's code in this process, or with --deployed is sent to the deployed function in async batches.
     Resumable: a checkpoint is written after every batch. Ctrl-C finishes the objects in flight; a second
-    Ctrl-C stops at once. Ends with one JSON line on stdout: listed, processed, skipped (by reason), failed,
-    calls, seconds. Exit status 1 if any object failed, 130 if interrupted.
+    Ctrl-C abandons them, counting their calls against --max-calls. Ends with one JSON line on stdout: listed,
+    processed, skipped (by reason), failed, calls (and calls_left with a cap), seconds; after Ctrl-C, stderr
+    says the command that resumes. Exit status 1 if any object failed, 130 if interrupted.
     """
     if log_path is not None:
         _check_writable(log_path)
@@ -193,8 +196,7 @@ def backfill(bucket: str | None, prefix: str | None, region: str | None, endpoin
         summary = job.run()
     except BackfillInterrupted as stop:
         click.echo(json.dumps(stop.summary, ensure_ascii=False))
-        click.echo(f"interrupted; to resume: {_resume_command(options, function, inventory, from_report)}",
-                   err=True)
+        click.echo(f"interrupted; to resume: {_resume_command(options)}", err=True)
         if stop.forced:
             # Objects still in flight are abandoned (found done or redone on resume); do not wait for them.
             sys.stdout.flush()
@@ -212,18 +214,27 @@ def backfill(bucket: str | None, prefix: str | None, region: str | None, endpoin
     sys.exit(1 if summary["failed"] else 0)
 
 
-def _resume_command(options: BackfillOptions, function: str | None, inventory: str | None,
-                    from_report: Path | None) -> str:
+# Options that say how this run went, not what it works on: a resume leaves them out (--no-resume above all).
+_NOT_FOR_RESUME = frozenset({"resume", "dry_run", "progress", "bucket", "prefix", "region", "checkpoint"})
+
+
+def _resume_command(options: BackfillOptions) -> str:
+    """This command line as typed, with the bucket, prefix, region and checkpoint made explicit (a default may
+    change: the trigger's prefix in .env, the checkpoint's folder) and without --no-resume."""
+    ctx = click.get_current_context()
     args = ["superres", "backfill", "--bucket", options.bucket, "--prefix", options.prefix, "--region",
             options.region]
-    if options.endpoint:
-        args += ["--endpoint", options.endpoint]
-    if inventory:
-        args += ["--inventory", inventory]
-    if from_report:
-        args += ["--from-report", str(from_report)]
-    if function:
-        args += ["--deployed", function]
+    for param in ctx.command.params:
+        name = param.name or ""
+        if (not isinstance(param, click.Option) or name in _NOT_FOR_RESUME
+                or ctx.get_parameter_source(name) is not click.core.ParameterSource.COMMANDLINE):
+            continue
+        value = ctx.params[name]
+        if param.is_flag:
+            flags = param.opts if value == param.flag_value or value is True else param.secondary_opts
+            args += flags[:1]
+        else:
+            args += [param.opts[0], str(value)]
     args += ["--checkpoint", str(options.checkpoint)]
     return shlex.join(args)
 
@@ -238,6 +249,8 @@ def _reserved_concurrency_mb(client: object, target: Target) -> int | None:
     try:
         reserved = client.GetReservedConcurrencyConfig(request).ReservedMem  # type: ignore[attr-defined]
     except TencentCloudSDKException as exc:
+        if exc.get_code() == NETWORK_ERROR:
+            raise click.ClickException(unreachable(client, exc)) from None  # type: ignore[arg-type]
         click.echo(f"could not read {target.function}'s reserved concurrency ({exc.get_code()}): pass "
                    "--reserved-concurrency MB to keep the rate to what it absorbs", err=True)
         return None

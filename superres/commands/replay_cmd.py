@@ -13,6 +13,7 @@ from ..replay import ReplayError, local_target, replay_deployed, replay_local
 from ..scf.client import ENDPOINT_ENV, CredentialsMissing, InvokeError, Target, make_client
 from ..scf.serverless import ServerlessConfigError, load_function_spec
 from ..sr import ENGINE_NAMES
+from .params import bucket_option, region_option
 
 
 @click.command()
@@ -20,8 +21,9 @@ from ..sr import ENGINE_NAMES
 @click.option("--deployed", "function", metavar="FUNCTION", default=None,
               help="Invoke this deployed SCF function through the SCF API instead of running locally. Needs "
                    "TENCENTCLOUD_SECRETID/SECRETKEY[/SESSIONTOKEN].")
-@click.option("--region", envvar="TENCENTCLOUD_REGION", default="ap-guangzhou", show_default=True,
-              help="The function's region (--deployed) [env TENCENTCLOUD_REGION].")
+@click.option("--region", envvar="TENCENTCLOUD_REGION", default=None, callback=region_option,
+              help="The function's region (--deployed) [env TENCENTCLOUD_REGION; default: serverless.yml's, i.e. "
+                   "REGION in .env, else ap-guangzhou].")
 @click.option("--namespace", default="default", show_default=True, help="The function's namespace (--deployed).")
 @click.option("--qualifier", default=None, help="Version or alias (--deployed) [default: $LATEST].")
 @click.option("--async", "asynchronous", is_flag=True,
@@ -29,7 +31,7 @@ from ..sr import ENGINE_NAMES
 @click.option("--scf-endpoint", envvar=ENDPOINT_ENV, default=None, metavar="HOST:PORT",
               help=f"SCF API endpoint (plain HTTP for HOST:PORT), e.g. a local one in tests [env {ENDPOINT_ENV}; "
                    "default scf.tencentcloudapi.com].")
-@click.option("--bucket", default=None, metavar="NAME-APPID",
+@click.option("--bucket", default=None, metavar="NAME-APPID", callback=bucket_option,
               help="Aim the events at this bucket instead of the one they name (photos-1250000000).")
 @click.option("--endpoint", default=None, metavar="URL",
               help="Local: use the stand-in of a running `superres local` at URL (its trigger also sees the "
@@ -44,7 +46,7 @@ from ..sr import ENGINE_NAMES
                    "except for sample events' buckets in a stand-in replay starts itself].")
 @click.option("--serverless", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=Path("serverless.yml"), show_default=True, help="Deployment file of the function (local).")
-def replay(events: tuple[Path, ...], function: str | None, region: str, namespace: str, qualifier: str | None,
+def replay(events: tuple[Path, ...], function: str | None, region: str | None, namespace: str, qualifier: str | None,
            asynchronous: bool, scf_endpoint: str | None, bucket: str | None, endpoint: str | None,
            data_dir: Path | None, engine: str, no_seed: bool, create_bucket: bool, serverless: Path) -> None:
     """Replay COS event files (see events/) through the function and print its log lines and result.
@@ -56,10 +58,11 @@ def replay(events: tuple[Path, ...], function: str | None, region: str, namespac
 
     With --deployed FUNCTION they go to the deployed function via
     the SCF Invoke API: RetMsg, Log, Duration, BillDuration, MemUsage and ErrMsg are printed. Exit status 1
-    when an invocation failed, 2 on a usage or credentials error.
+    when an invocation failed or the keys are missing, 2 on a usage error.
     """
     try:
         if function:
+            region = region or load_function_spec(serverless).region or "ap-guangzhou"
             client = make_client(region, scf_endpoint=scf_endpoint)
             outcomes = replay_deployed(client, Target(function, region, namespace, qualifier), events, bucket=bucket,
                                        asynchronous=asynchronous, echo=click.echo)
@@ -72,9 +75,6 @@ def replay(events: tuple[Path, ...], function: str | None, region: str, namespac
                 results = replay_local(target, events, bucket=bucket, seed=not no_seed, create_bucket=create_bucket,
                                        echo=click.echo)
             failed = not all(r.ok for r in results)
-    except CredentialsMissing as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-    except (InvokeError, ReplayError, SelfTriggerError, ServerlessConfigError) as exc:
+    except (CredentialsMissing, InvokeError, ReplayError, SelfTriggerError, ServerlessConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(1 if failed else 0)

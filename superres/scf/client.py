@@ -20,6 +20,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.scf.v20180416 import models, scf_client
 
 ENDPOINT_ENV = "SUPERRES_SCF_ENDPOINT"
+NETWORK_ERROR = "ClientNetworkError"  # the SDK's code for a request that got no answer
 ASYNC_EVENT_MAX_BYTES = 128 * 1024
 # Invoke's own limit for synchronous calls is 300 s; wait a little longer than that for the answer.
 _SYNC_TIMEOUT_S = 310
@@ -33,7 +34,7 @@ class InvokeError(RuntimeError):
     """The SCF API refused the call (its error code and message), or it could not be reached."""
 
     def __init__(self, code: str, message: str, request_id: str | None = None) -> None:
-        super().__init__(f"{code}: {message}")
+        super().__init__(message if code == NETWORK_ERROR else f"{code}: {message}")
         self.code, self.message, self.request_id = code, message, request_id
 
 
@@ -106,6 +107,8 @@ def invoke(client: scf_client.ScfClient, target: Target, event: object, *, invoc
     try:
         response = client.Invoke(request)
     except TencentCloudSDKException as exc:
+        if exc.get_code() == NETWORK_ERROR:
+            raise InvokeError(NETWORK_ERROR, unreachable(client, exc)) from None
         raise InvokeError(exc.get_code() or "ClientError", exc.get_message() or str(exc),
                           exc.get_request_id()) from None
     result = response.Result
@@ -119,6 +122,17 @@ def invoke(client: scf_client.ScfClient, target: Target, event: object, *, invoc
         bill_duration_ms=result.BillDuration,
         mem_usage_bytes=result.MemUsage,
     )
+
+
+def unreachable(client: scf_client.ScfClient, exc: TencentCloudSDKException) -> str:
+    """One line for an SCF API request that got no answer: where it went and what to check (not urllib3's text)."""
+    http = client.profile.httpProfile
+    where = f"{http.scheme}://{client._get_endpoint()}"
+    text = (exc.get_message() or "").lower()
+    what = ("connection refused" if "refused" in text else "name not found" if "resolution" in text or
+            "name or service" in text else "timed out" if "timed out" in text else "no answer")
+    return (f"cannot reach the SCF API at {where} ({what}): check --scf-endpoint or ${ENDPOINT_ENV} (a local one is "
+            "`superres local --scf-api-port PORT`; unset, the CLI uses scf.tencentcloudapi.com) and the network")
 
 
 def encode_event(event: object) -> str:

@@ -17,6 +17,9 @@ ENV_FILE_VAR = "SUPERRES_ENV_FILE"
 
 _ENV_RE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _OUTPUT_RE = re.compile(r"\$\{output:(?:[^{}]|\$\{[^{}]*\})*\}")
+# A region ("ap-guangzhou", "na-siliconvalley", "ap-shanghai-fsi") and a bucket ("photos-1250000000").
+REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]*-\d+$")
 _BUCKET_DOMAIN_RE = re.compile(r"^(?P<bucket>[a-z0-9-]+-\d+)\.cos\.(?P<region>[a-z0-9-]+)\.myqcloud\.com$")
 
 
@@ -95,6 +98,7 @@ def load_function_spec(path: Path | str = "serverless.yml", environ: Mapping[str
     src = inputs.get("src")
     src_dir = src.get("src") if isinstance(src, Mapping) else src
     variables = ((inputs.get("environment") or {}).get("variables")) or {}
+    _check_regions(document, inputs, path)
     return FunctionSpec(
         name=str(inputs.get("name") or resolved.get("name")),
         handler=str(inputs.get("handler") or "index.main_handler"),
@@ -108,6 +112,19 @@ def load_function_spec(path: Path | str = "serverless.yml", environ: Mapping[str
         triggers=tuple(_cos_triggers(inputs.get("events") or [], path)),
         layers=tuple(inputs.get("layers") or ()),
     )
+
+
+def _check_regions(document: object, inputs: Mapping[str, object], path: Path) -> None:
+    """A region that cannot be one (REGION=nowhere) is named here, with the variable it came from, rather than
+    as a failed DNS lookup or a stand-in that refuses to start."""
+    region = str(inputs.get("region") or "")
+    if not region or REGION_RE.match(region):
+        return
+    raw = ((document.get("inputs") or {}).get("region") if isinstance(document, Mapping) else None) or ""
+    names = _ENV_RE.findall(str(raw))
+    origin = f" ({', '.join(names)} in .env or the environment)" if names else ""
+    raise ServerlessConfigError(f"{path}: region {region!r}{origin} is not a Tencent Cloud region: it looks like "
+                                "ap-guangzhou")
 
 
 def _cos_triggers(events: list[object], path: Path) -> list[CosTrigger]:

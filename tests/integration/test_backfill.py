@@ -236,8 +236,10 @@ def test_a_checkpoint_of_the_other_mode_is_refused(stack: LocalStack, png: bytes
                                        str(checkpoint))
     assert code == 0, output
     credentials = {k: v for k, v in stack.function_env().items() if k.startswith("TENCENTCLOUD_")}
+    # (--reserved-concurrency: no SCF API call before the checkpoint is read; an unreachable API is said first)
     code, _summary, output = _backfill(stack, "--prefix", "uploads/modes/", "--deployed", stack.spec.name,
-                                       "--scf-endpoint", "127.0.0.1:9", "--checkpoint", str(checkpoint),
+                                       "--scf-endpoint", "127.0.0.1:9", "--reserved-concurrency", "1024",
+                                       "--checkpoint", str(checkpoint),
                                        env=credentials)
     assert code == 1
     assert "mode 'local' (this run: 'deployed')" in output
