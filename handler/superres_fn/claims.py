@@ -20,6 +20,7 @@ function on COS.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
@@ -72,10 +73,14 @@ def try_acquire(ops: ClaimOps, root: str, body: bytes, meta: Mapping[str, str], 
     """Create the claim, or take over the expired one; Busy when another invocation holds a live claim."""
     chain: list[str] = []
     key = root
+    ours = hashlib.md5(body).hexdigest()  # the body carries a nonce: this ETag is our claim's alone
     for _ in range(_MAX_CHAIN * 2):
         if ops.create(key, body, meta):
             return Held((*chain, key))
         state = ops.head(key)
+        if state is not None and (state.etag or "").strip('"') == ours:
+            # Our own create landed although its answer was lost (a retried PUT then met 409): we hold it.
+            return Held((*chain, key))
         if state is None:
             # Released between our create and our HEAD: start again from the root (its holder deleted it first).
             chain, key = [], root

@@ -272,6 +272,21 @@ def test_of_two_takers_of_one_dead_claim_exactly_one_holds():
     assert isinstance(second, claims_mod.Busy) and second.key == first.key and second.version == EVENT_VERSION
 
 
+def test_a_claim_whose_create_landed_but_whose_answer_was_lost_is_held_not_waited_on():
+    invocation, lines, gateway, _ = make_invocation()
+    create = gateway.create_if_absent
+
+    def lost_answer(*args, **kwargs):  # the first PUT lands, its answer is lost; the retry meets 409
+        create(*args, **kwargs)
+        gateway.create_if_absent = create  # type: ignore[method-assign]
+        raise CosCallError("read timed out", code="Timeout", retryable=True)
+
+    gateway.create_if_absent = lost_answer  # type: ignore[method-assign]
+    handle_event(load_event("put_single.json"), CONTEXT, invocation)
+    assert lines[0]["outcome"] == "processed" and len(gateway.calls) == 1
+    assert gateway.keys("superres/.claims/") == []
+
+
 def test_claim_age_is_read_on_cos_clock_not_the_functions():
     invocation, lines, gateway, clock = make_invocation()
     _dead_claim(gateway, age_s=5, ttl_s=3600)
