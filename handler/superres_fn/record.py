@@ -196,9 +196,10 @@ class RecordRun:
                 upload = self._call_ci(t.bucket, png[t], [(t.bucket, final[t], t.convert_rule)], is_pic_info=0)
                 results[t] = {**results.get(t, {}), **_found(upload, final[t], single=True)}
         for t in pending:
-            etag = self.retrying(lambda t=t: self.invocation.gateway.publish(
-                t.bucket, final[t], t.key, record.region, t.stamp(stamp_version), CONTENT_TYPES[t.format],
-                self.left()))
+            # Made in this call: from what CI read; staged by an earlier try: from the version it was named for.
+            made_from = stamp_version if t in to_resolve else version
+            etag = self.retrying(lambda t=t, made_from=made_from: self.invocation.gateway.publish(
+                t.bucket, final[t], t.key, record.region, t.stamp(made_from), CONTENT_TYPES[t.format], self.left()))
             results[t] = {**results.get(t, {}), "key": t.key, "etag": etag or results.get(t, {}).get("etag"),
                           "location": f"{t.bucket}.cos.{record.region}.myqcloud.com/{t.key}"}
         staging.clean(set(staged), {(t.bucket, k) for t in pending for k in (png[t], final[t])})
@@ -222,9 +223,9 @@ class RecordRun:
     def _call_ci(self, bucket: str, key: str, rules: list[tuple[str, str, str]], *, is_pic_info: int
                  ) -> UploadResult:
         """One image_process call, retried only after failures that prove CI did nothing (a SlowDown, a refused
-        connection); an ambiguous failure ends the record (CiOutcomeUnknown) and keeps the claim."""
+        connection); an ambiguous failure ends the record (CiOutcomeUnknown) after writing the in-flight marker
+        (or, if that fails, keeping the claim)."""
         operations = pic_operations_for(rules, record_bucket=bucket, is_pic_info=is_pic_info)
-
         needs = self.ci_needs_s
 
         def attempt() -> UploadResult:
