@@ -4,8 +4,8 @@
 - inventory.py: COS Inventory reports as sources;
 - reconcile.py: the reconcile report (missing or stale results), written by `superres reconcile`, read as sources;
 - options.py: what a run is told and keeps (options, totals, rate limits, Invoke batches);
-- runner.py: the run (in this process through superres_fn.process_event, or sent to the deployed function),
-  its checkpoint and its summary.
+- runner.py: the run (in this process through superres_fn.process_event, or sent to the deployed function)
+  and its summary; stopping.py: Ctrl-C; checkpoint.py: what a run leaves to resume from.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ checkpoint covers exactly what was handled, and its CI calls are the summary's.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -33,7 +32,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from qcloud_cos import CosS3Client
@@ -46,6 +44,7 @@ from ..scf.client import InvokeError, invoke
 from ..scf.serverless import FunctionSpec
 from ..scf.trigger import build_cos_event
 from ..standin.events import ObjectCreated
+from . import checkpoint
 from .options import (
     BackfillError,
     BackfillInterrupted,
@@ -70,8 +69,6 @@ from .plan import (
 )
 from .stopping import Stopping
 
-CHECKPOINT_VERSION = 2
-IDENTITY_FIELDS = ("endpoint", "region", "mode", "bucket", "prefix")
 
 
 @dataclass
@@ -400,38 +397,9 @@ class Backfill:
     # -- checkpoint ------------------------------------------------------------------------------------------
 
     def _resume_point(self, path: Path | None) -> tuple[str | None, Totals, bool, int | None]:
-        if path is None or not self.options.resume or not path.is_file():
+        if path is None or not self.options.resume:
             return None, Totals(), False, None
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as exc:
-            raise BackfillError(f"{path} is not a readable checkpoint ({exc}): delete it, or pass --no-resume to "
-                                "start over") from None
-        if data.get("version") != CHECKPOINT_VERSION:
-            raise BackfillError(f"{path} was written by another version of superres backfill (checkpoint version "
-                                f"{data.get('version')!r}, this one reads {CHECKPOINT_VERSION}): pass --no-resume to "
-                                "start over (finished objects are found done)")
-        ours = self.identity()
-        theirs = {name: data.get(name) for name in IDENTITY_FIELDS}
-        if theirs != ours:
-            differs = ", ".join(f"{name} {theirs[name]!r} (this run: {ours[name]!r})" for name in IDENTITY_FIELDS
-                                if theirs[name] != ours[name])
-            if data.get("complete"):
-                # A finished run resumes nothing, so nothing would be skipped: this run starts afresh.
-                self.say(f"{path} holds a finished backfill ({differs}): starting this one from the beginning")
-                return None, Totals(), False, None
-            problem = self._unreachable()  # the real problem first: a wrong endpoint is often both
-            raise BackfillError((f"{problem}; also, " if problem else "") +
-                                f"{path} is the checkpoint of another backfill: {differs}. Resuming it would skip "
-                                "objects this run has not handled: pass --checkpoint FILE for this run, or "
-                                "--no-resume to start over")
-        cap = data.get("max_calls")
-        cap = int(cap) if isinstance(cap, int) else None
-        if data.get("complete"):
-            return None, Totals(), False, None  # the last run finished: start over (finished objects are skipped)
-        return data.get("marker"), Totals.from_dict(data.get("totals") or {}), True, cap
+        return checkpoint.resume_point(path, self.identity(), say=self.say, unreachable=self._unreachable)
 
     def _unreachable(self) -> str | None:
         """Why the bucket cannot be listed (one line), or None when it can."""
@@ -445,18 +413,9 @@ class Backfill:
         path = self.options.checkpoint
         if path is None or self.options.dry_run:
             return
-        data = {"version": CHECKPOINT_VERSION, **self.identity(), "source": self.source.description,
-                "outputs": [o.prefix for o in self.outputs], "marker": marker, "complete": complete,
-                "max_calls": max_calls, "totals": totals.as_dict(),
-                "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        checkpoint.save(path, {**self.identity(), "source": self.source.description,
+                               "outputs": [o.prefix for o in self.outputs]},
+                        marker=marker, totals=totals, max_calls=max_calls, complete=complete)
         self._saved = totals.as_dict()
 
     def _summary(self, run: Totals, earlier: Totals, started: float, resumed: bool, estimate: dict[str, int],
