@@ -70,7 +70,6 @@ from .plan import (
 from .stopping import Stopping
 
 
-
 @dataclass
 class _Batch:
     items: list[PlanItem]
