@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,7 +57,7 @@ def _role_policy() -> dict:
     prefix, which a role limited to it could not read (the function runs under its role's keys)."""
     policy = role_policy(load_function_spec(PROJECT_ROOT / "serverless.yml"), FUNCTION_ENV)
     source = policy["statement"][0]["resource"][0].rsplit("/", 2)[0]  # qcs::cos:...:<bucket>
-    extra = {"effect": "allow", "action": ["cos:GetObject"], "resource": [f"{source}/batch/*"]}
+    extra = {"effect": "allow", "action": ["cos:GetObject", "cos:HeadObject"], "resource": [f"{source}/batch/*"]}
     return {**policy, "statement": [*policy["statement"], extra]}
 
 
@@ -117,6 +118,10 @@ def _replay_dead_letters(stack: LocalStack, deliveries: list[Delivery]) -> list[
     dead = [d.event for d in final.values() if not d.result.ok]
     assert all(d.attempt == stack.trigger.retries for d in final.values() if not d.result.ok)
     stack.standin.set_faults(FaultPlan(0.0))
+    # A dead-letter queue is replayed long after the last retry: by then every claim an invocation left behind
+    # (one cut short at its time limit releases nothing) has expired, and every in-flight marker has aged past the
+    # landing bound. Here: the claims' time to live (the function's budget + CI_LANDING_BOUND_S + 2 s) and a second.
+    time.sleep(stack.spec.timeout_s + float(FUNCTION_ENV["CI_LANDING_BOUND_S"]) + 3)
     replays = []
     with stack.container() as container:
         for event in dead:
