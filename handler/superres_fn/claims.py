@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
 
 from .errors import SuperresError
 from .gateway import ObjectState
@@ -36,29 +35,40 @@ _MAX_CHAIN = 16
 _GRANULARITY_S = 1
 
 
-class ClaimOps(NamedTuple):
+# Plain classes with __slots__ rather than NamedTuples: each NamedTuple costs SCF's cold start its class creation.
+class ClaimOps:
     """The three operations claims need, bound to one bucket (retries and timeouts are the caller's)."""
 
-    create: Callable[[str, bytes, Mapping[str, str]], bool]  # atomic create; False if the key exists
-    head: Callable[[str], ObjectState | None]
-    delete_once: Callable[[str], None]  # one DELETE, never retried
+    __slots__ = ("create", "delete_once", "head")
+
+    def __init__(self, create: Callable[[str, bytes, Mapping[str, str]], bool],
+                 head: Callable[[str], ObjectState | None], delete_once: Callable[[str], None]) -> None:
+        self.create = create  # atomic create; False if the key exists
+        self.head = head
+        self.delete_once = delete_once  # one DELETE, never retried
 
 
-class Held(NamedTuple):
+class Held:
     """A claim this invocation holds: the keys from the root to its own (dead predecessors first)."""
 
-    chain: tuple[str, ...]
+    __slots__ = ("chain",)
+
+    def __init__(self, chain: tuple[str, ...]) -> None:
+        self.chain = chain
 
     @property
     def key(self) -> str:
         return self.chain[-1]
 
 
-class Busy(NamedTuple):
+class Busy:
     """A live claim of another invocation, and the source version it works on."""
 
-    key: str
-    version: str | None
+    __slots__ = ("key", "version")
+
+    def __init__(self, key: str, version: str | None) -> None:
+        self.key = key
+        self.version = version
 
 
 def claim_meta(ttl_s: float, version: str | None) -> dict[str, str]:

@@ -52,11 +52,14 @@ class ObjectState(NamedTuple):
         return self.date - self.last_modified
 
 
-class Listed(NamedTuple):
+class Listed:
     """A listing of keys under a prefix, and COS's Date when it answered (Unix seconds)."""
 
-    keys: dict[str, int | None]  # key -> Last-Modified (Unix seconds)
-    date: int | None
+    __slots__ = ("date", "keys")
+
+    def __init__(self, keys: dict[str, int | None], date: int | None) -> None:
+        self.keys = keys  # key -> Last-Modified (Unix seconds)
+        self.date = date
 
 
 class Gateway(Protocol):
