@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from superres.standin.settings import Credential, StandinSettings
     from superres.standin.store import ObjectInfo, ObjectStore, StagedFile
 
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 1024 * 1024  # per chunk of a streamed body: each is one hop to a worker thread and through the middlewares
 MAX_PUT_BYTES = 5 * 1024**3  # COS: a single PUT or part carries at most 5 GB
 _WRITE_BATCH = 1024 * 1024  # body bytes hashed and kept per step
 
