@@ -32,14 +32,15 @@ class Decision(NamedTuple):
 
 def destination(record_bucket: str, key: str, settings: Settings) -> tuple[str, str]:
     """Where the (first output's) result of `key` goes: the destination bucket (or the source one) and prefix + key."""
-    first = settings.outputs[0]
-    return first.bucket or record_bucket, first.prefix + key
+    first = plan_targets(record_bucket, key, settings)[0]  # the one naming rule (targets.py)
+    return first.bucket, first.key
 
 
 def decide(record: CosRecord, settings: Settings, *, duplicate: bool = False) -> Decision:
     """Decide from the record and the settings alone whether it is work for CI; whether its results are already done
     is the record run's question (record.py), asked under the claim."""
-    dest_bucket, dest_key = destination(record.bucket, record.key, settings)
+    targets = plan_targets(record.bucket, record.key, settings)
+    dest_bucket, dest_key = targets[0].bucket, targets[0].key
 
     def skip(reason: str, detail: str) -> Decision:
         return Decision(SKIP, reason, dest_bucket, dest_key, detail)
@@ -68,7 +69,7 @@ def decide(record: CosRecord, settings: Settings, *, duplicate: bool = False) ->
             f"source is {record.size / 1048576:.1f} MB; the limit is {settings.max_input_bytes / 1048576:.1f} MB "
             "(MAX_INPUT_BYTES; AISuperResolution takes at most 5 MB)",
         )
-    if any(len(t.key.encode()) > MAX_KEY_BYTES for t in plan_targets(record.bucket, record.key, settings)):
+    if any(len(t.key.encode()) > MAX_KEY_BYTES for t in targets):
         return skip("destination_key_too_long", f"DEST_PREFIX + key exceeds COS's {MAX_KEY_BYTES}-byte key limit")
     return Decision(PROCESS, "accepted", dest_bucket, dest_key)
 
