@@ -37,7 +37,8 @@ def vm_hwm_kb():
             return int(line.split()[1])
 
 class PagedClient:
-    # ListObjects pages made on demand: sources under uploads/, results for every other one under superres/.
+    # ListObjects pages made on demand: sources under uploads/, results for every other one under superres/
+    # (RESULT_NAMES=append, the default: uploads/0000002.jpg -> superres/uploads/0000002.jpg.png).
     def list_objects(self, Bucket, Prefix, MaxKeys, Marker=""):
         dest = Prefix.startswith("superres/")
         start = 0
@@ -45,7 +46,8 @@ class PagedClient:
             start = int(Marker.rsplit("/", 1)[1].split(".")[0]) + (2 if dest else 1)
         step = 2 if dest else 1
         indexes = range(start, N, step)[:MaxKeys]
-        contents = [{{"Key": ("superres/" if dest else "") + f"uploads/{{i:07d}}.jpg", "Size": "204800",
+        contents = [{{"Key": ("superres/" if dest else "") + f"uploads/{{i:07d}}.jpg" + (".png" if dest else ""),
+                      "Size": "204800",
                       "ETag": '"0123456789abcdef0123456789abcdef"',
                       "LastModified": (OLDER if i % 20 == 0 else NEWER) if dest else T0,
                       "StorageClass": "STANDARD"}} for i in indexes]

@@ -19,6 +19,10 @@ DEFAULT_SUFFIXES = ("jpg", "jpeg", "png", "bmp", "webp")
 MAX_OUTPUTS = 5
 # Formats an output may be converted to (imageMogr2/format/...); the AISuperResolution result itself is PNG.
 OUTPUT_FORMATS = {"jpg": "jpg", "jpeg": "jpg", "webp": "webp", "png": "png"}
+# RESULT_NAMES: how a result is named from its upload's key (targets.result_key). "append" adds the result's
+# format extension (cat.jpg -> cat.jpg.png), "replace" swaps it (cat.jpg -> cat.png), "keep" leaves the name of a
+# PNG result as the upload's (cat.jpg holds PNG; an output with a format still gets its extension appended).
+RESULT_NAMES = ("append", "replace", "keep")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -69,6 +73,7 @@ class Settings(NamedTuple):
     output_specs: tuple[OutputSpec, ...] = ()  # OUTPUTS; empty: one output, DEST_PREFIX at MAGNIFY
     # How long a CI call may still write its result after its client gave up (CI_LANDING_BOUND_S).
     ci_landing_bound_s: float = 60.0
+    result_names: str = "append"  # RESULT_NAMES
 
     def with_overrides(self, **changes: object) -> Settings:
         return self._replace(**changes)
@@ -96,6 +101,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         cos_timeout_s=_positive_float("COS_TIMEOUT_S", env.get("COS_TIMEOUT_S"), default=60.0),
         output_specs=_outputs(env.get("OUTPUTS")),
         ci_landing_bound_s=_positive_float("CI_LANDING_BOUND_S", env.get("CI_LANDING_BOUND_S"), default=60.0),
+        result_names=_result_names(env.get("RESULT_NAMES")),
     )
     return settings.with_overrides(**overrides) if overrides else settings
 
@@ -169,6 +175,17 @@ def _outputs(raw: str | None) -> tuple[OutputSpec, ...]:
                                   f"{other or '(DEST_PREFIX itself)'!r} overlap: one output's results would land "
                                   "among another's")
     return tuple(specs)
+
+
+def _result_names(raw: str | None) -> str:
+    value = (raw or "").strip().lower()
+    if not value:
+        return RESULT_NAMES[0]
+    if value not in RESULT_NAMES:
+        raise ConfigError("RESULT_NAMES", "allowed values are append (default: uploads/cat.jpg -> "
+                          "superres/uploads/cat.jpg.png), replace (superres/uploads/cat.png) or keep "
+                          f"(superres/uploads/cat.jpg, holding PNG); got {raw!r}")
+    return value
 
 
 def _dest_bucket(raw: str | None) -> str | None:

@@ -31,7 +31,7 @@ class Decision(NamedTuple):
 
 
 def destination(record_bucket: str, key: str, settings: Settings) -> tuple[str, str]:
-    """Where the (first output's) result of `key` goes: the destination bucket (or the source one) and prefix + key."""
+    """Where the (first output's) result of `key` goes: the destination bucket (or the source one) and its key."""
     first = plan_targets(record_bucket, key, settings)[0]  # the one naming rule (targets.py)
     return first.bucket, first.key
 

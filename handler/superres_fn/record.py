@@ -39,9 +39,11 @@ from .staging import StagingFolder
 from .targets import (
     CONTENT_TYPES,
     Target,
+    claim_folder,
     claim_root,
     is_current,
     is_done,
+    made_from_another,
     meta_of,
     plan_targets,
     source_folder,
@@ -72,7 +74,7 @@ class RecordRun:
         self.claim_ttl_s = claim_ttl_s
         self.line = line
         self.attempts = Attempts()  # CI calls made for this record (each one may be billed)
-        self.folder = source_folder(record.bucket, record.key)
+        self.folder = source_folder(record.bucket, record.key)  # the upload: its staging folder, its results' stamp
         self._keep_claim = False
         self.staging: StagingFolder  # set once the record has work for CI
 
@@ -110,7 +112,7 @@ class RecordRun:
         body = json.dumps({"source": f"{self.record.bucket}/{self.record.key}", "version": version,
                            "request_id": self.line.get("request_id"), "nonce": os.urandom(8).hex()}).encode()
         ops = self._claim_ops(targets[0].bucket)
-        root = claim_root(self.settings, self.folder)
+        root = claim_root(self.settings, claim_folder(self.settings, self.record.bucket, self.record.key))
         meta = claims.claim_meta(self.claim_ttl_s, version)
         pause = 0.5
         while True:
@@ -148,9 +150,18 @@ class RecordRun:
     def _work(self, targets: list[Target]) -> dict[str, object]:
         record, settings = self.record, self.settings
         version = version_of(record.etag)
-        states = self._looks(targets) if settings.skip_existing else {}
-        if version and states and all(is_done(meta_of(states[t]), t, version) for t in targets):
+        shared_names = settings.result_names == "replace"
+        states = self._looks(targets) if settings.skip_existing or shared_names else {}
+        if (version and settings.skip_existing and states
+                and all(is_done(meta_of(states[t]), t, version) for t in targets)):
             return self._already_done(targets, states, ALREADY_DONE)
+        taken = [t.key for t in targets if made_from_another(meta_of(states.get(t)), self.folder)]
+        if taken:
+            return {"outcome": "skipped", "reason": "result_name_taken",
+                    "detail": f"{', '.join(taken)} holds the result of another upload whose name differs from this "
+                              "one's only in its extension (RESULT_NAMES=replace gives both the same result name); "
+                              "nothing was overwritten. Delete that result to give the name to this upload, or use "
+                              "RESULT_NAMES=append"}
         source = self.retrying(lambda: self.invocation.gateway.head(record.bucket, record.key, record.region,
                                                                        self.left()))
         if source is None:
@@ -198,8 +209,9 @@ class RecordRun:
         for t in pending:
             # Made in this call: from what CI read; staged by an earlier try: from the version it was named for.
             made_from = stamp_version if t in to_resolve else version
-            etag = self.retrying(lambda t=t, made_from=made_from: self.invocation.gateway.publish(
-                t.bucket, final[t], t.key, record.region, t.stamp(made_from), CONTENT_TYPES[t.format], self.left()))
+            stamp = t.stamp(made_from, self.folder)
+            etag = self.retrying(lambda t=t, stamp=stamp: self.invocation.gateway.publish(
+                t.bucket, final[t], t.key, record.region, stamp, CONTENT_TYPES[t.format], self.left()))
             results[t] = {**results.get(t, {}), "key": t.key, "etag": etag or results.get(t, {}).get("etag"),
                           "location": f"{t.bucket}.cos.{record.region}.myqcloud.com/{t.key}"}
         staging.clean(set(staged), {(t.bucket, k) for t in pending for k in (png[t], final[t])})

@@ -27,6 +27,9 @@ STAGING_FOLDER = ".staging/"
 # x-cos-meta-* names of a published result's provenance (COS lower-cases metadata names).
 META_SOURCE = "superres-source"
 META_RULE = "superres-rule"
+# The upload a result was made from (source_folder's digest of bucket and key): under RESULT_NAMES=replace two
+# uploads that differ only in their extension (cat.jpg, cat.png) share result names, and this says whose it is.
+META_UPLOAD = "superres-upload"
 # Content types of the formats a result may have (AISuperResolution itself writes PNG).
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
 
@@ -78,16 +81,46 @@ class Target(NamedTuple):
         digest = hashlib.sha256(f"{version}|{self.bucket}/{self.key}|{self.rule_id}".encode()).hexdigest()[:32]
         return f"{staging_folder(settings, source_folder)}{digest}.{fmt or self.format}"
 
-    def stamp(self, version: str) -> dict[str, str]:
-        """The metadata a published result carries (x-cos-meta-*)."""
-        return {f"x-cos-meta-{META_SOURCE}": version, f"x-cos-meta-{META_RULE}": self.rule_id}
+    def stamp(self, version: str, upload: str) -> dict[str, str]:
+        """The metadata a published result carries (x-cos-meta-*): the source version, the rule, the upload."""
+        return {f"x-cos-meta-{META_SOURCE}": version, f"x-cos-meta-{META_RULE}": self.rule_id,
+                f"x-cos-meta-{META_UPLOAD}": upload}
 
 
 def plan_targets(record_bucket: str, key: str, settings: Settings) -> list[Target]:
-    """Each output of the upload `key`: the key is the output's prefix + the upload's key (name unchanged), the bucket
-    the output's, DEST_BUCKET's or the source's."""
-    return [Target(i, output, output.bucket or record_bucket, output.prefix + key)
+    """Each output of the upload `key`: its result's key (result_key), in the output's bucket, DEST_BUCKET or the
+    source's."""
+    names = settings.result_names
+    return [Target(i, output, output.bucket or record_bucket, result_key(output, key, names))
             for i, output in enumerate(settings.outputs)]
+
+
+def result_key(output: Output, key: str, names: str) -> str:
+    """The key of the result of upload `key` for `output`, under RESULT_NAMES `names`: the output's prefix + the
+    upload's name with the result format's extension appended (append: cat.jpg.png, cat.jpg.webp) or in place of
+    the upload's (replace: cat.png), or, for a PNG result of an output without a format, unchanged (keep: cat.jpg)."""
+    if names == "keep" and not output.format:
+        return output.prefix + key
+    ext = output.format or "png"
+    if names == "replace":
+        return f"{output.prefix}{name_stem(key)}.{ext}"
+    return f"{output.prefix}{key}.{ext}"
+
+
+def name_stem(key: str) -> str:
+    """The upload's key without its extension (the part of its last segment after the last '.', when that segment
+    has something before the dot)."""
+    folder, _, name = key.rpartition("/")
+    stem, dot, _ = name.rpartition(".")
+    return key[: len(folder) + bool(folder) + len(stem)] if dot and stem else key
+
+
+def claim_folder(settings: Settings, record_bucket: str, key: str) -> str:
+    """Whose claim an upload takes: its own (source_folder), except under RESULT_NAMES=replace, where every upload
+    sharing result names (cat.jpg, cat.png) takes the same one, so they never work on those results at once."""
+    if settings.result_names == "replace":
+        return hashlib.sha256(f"{record_bucket}/{name_stem(key)}|replace".encode()).hexdigest()
+    return source_folder(record_bucket, key)
 
 
 def source_folder(record_bucket: str, key: str) -> str:
@@ -120,6 +153,12 @@ def version_of(etag: str | None) -> str | None:
 def is_done(meta: Mapping[str, str] | None, target: Target, version: str) -> bool:
     """Whether a result carrying `meta` was made from `version` of the source by the target's rule."""
     return meta is not None and meta.get(META_SOURCE) == version and meta.get(META_RULE) == target.rule_id
+
+
+def made_from_another(meta: Mapping[str, str] | None, upload: str) -> bool:
+    """Whether a result says it was made from another upload than `upload` (a result name two uploads share)."""
+    owner = meta.get(META_UPLOAD) if meta is not None else None
+    return owner is not None and owner != upload
 
 
 def is_unstamped(meta: Mapping[str, str] | None) -> bool:

@@ -2,8 +2,11 @@
 
 The sources (a bucket listing, a COS Inventory report sorted by key, or a reconcile report) and one listing of
 each destination prefix arrive sorted by key (COS lists in UTF-8 byte order, which is Python's str order). A
-source's result for output `o` is `o.prefix + key`; stripping the prefix keeps the order, so one pass over all
-of them pairs every source with its results in O(1) memory per output.
+source's result for output `o` is the function's own name for it (superres_fn.targets.result_key, RESULT_NAMES);
+one pass over all of them pairs every source with its results. Result names need not sort like their sources'
+keys ('a.jpg-2.jpg.png' lists before 'a.jpg.png'; under `replace` cat.jpg and cat.png share 'cat.png'), so each
+destination's cursor remembers the results it passed over, at most _LOOKBACK of them per output: a forgotten one
+only makes its source a candidate, which the function then finds done (never a skip of missing work).
 
 Candidates by time, decisions by content: listings carry no metadata, so the planner cannot read the source version
 a result was made from (the function's rule, superres_fn.targets.is_done). It skips an object only when each of its
@@ -23,6 +26,7 @@ from typing import NamedTuple
 
 from superres_fn import CosRecord, Settings, decide
 from superres_fn.config import Output
+from superres_fn.targets import result_key
 
 BACKFILL_EVENT_NAME = "cos:ObjectCreated:Put"
 _EPOCH = datetime.fromtimestamp(0, timezone.utc)
@@ -33,6 +37,8 @@ _EPOCH = datetime.fromtimestamp(0, timezone.utc)
 SCF_INVOKE_MAX_RATE = 100.0
 CI_RATE_MAINLAND = 100.0
 CI_RATE_FINANCE_OR_OVERSEAS = 50.0
+# Results remembered per output after the cursor passed them (see the module's docstring): bounded memory.
+_LOOKBACK = 4096
 _MAINLAND_REGIONS = frozenset({"ap-beijing", "ap-shanghai", "ap-guangzhou", "ap-chengdu", "ap-chongqing",
                                "ap-nanjing", "ap-shenzhen", "ap-tianjin", "ap-beijing-1", "ap-shenzhen-1"})
 
@@ -105,36 +111,52 @@ def is_fresh(result_modified: float | None, source_modified: float | None) -> bo
 
 
 class _Cursor:
-    """One destination listing, advanced lazily to each source key."""
+    """One destination listing, read lazily in key order, with the last _LOOKBACK results it passed over."""
 
-    __slots__ = ("_it", "_strip", "_key", "_modified")
+    __slots__ = ("_it", "_key", "_modified", "_passed")
 
-    def __init__(self, listing: Iterable[ListedObject], prefix: str) -> None:
+    def __init__(self, listing: Iterable[ListedObject]) -> None:
         self._it = iter(listing)
-        self._strip = len(prefix)
         self._key: str | None = ""
         self._modified: float | None = None
+        self._passed: dict[str, float | None] = {}
         self._next()
 
     def _next(self) -> None:
         for obj in self._it:
-            self._key, self._modified = obj.key[self._strip:], obj.last_modified
+            self._key, self._modified = obj.key, obj.last_modified
             return
         self._key = None
 
     def find(self, key: str) -> tuple[bool, float | None]:
-        """(found, LastModified) of this source key's result; keys before it are passed over."""
+        """(found, LastModified) of the result named `key`."""
+        if key in self._passed:
+            return True, self._passed[key]
         while self._key is not None and self._key < key:
+            self._passed[self._key] = self._modified
+            if len(self._passed) > _LOOKBACK:
+                del self._passed[next(iter(self._passed))]  # the oldest: dicts keep insertion order
             self._next()
         if self._key == key:
             return True, self._modified
         return False, None
 
 
+def result_listing(out: Output, prefix: str, after: str | None, names: str) -> tuple[str, str | None]:
+    """What to list of `out`'s results for the sources under `prefix` after `after`: a prefix and a start marker
+    that hold every such source's result (result_key). `replace` shortens names, so it lists the whole folder."""
+    if names == "replace":
+        return out.prefix + prefix.rpartition("/")[0] + ("/" if "/" in prefix else ""), None
+    return out.prefix + prefix, None if after is None else out.prefix + after
+
+
 def plan(sources: Iterable[ListedObject], destinations: Sequence[Iterable[ListedObject]], outputs: Sequence[Output],
          settings: Settings, *, bucket: str, region: str) -> Iterator[PlanItem]:
     """One PlanItem per source, in source order. `destinations[i]` lists `outputs[i].prefix` (sorted)."""
-    cursors = [_Cursor(listing, out.prefix) for listing, out in zip(destinations, outputs, strict=True)]
+    cursors = [_Cursor(listing) for listing in destinations]
+    if len(cursors) != len(outputs):
+        raise ValueError(f"{len(outputs)} outputs but {len(cursors)} destination listings")
+    names = settings.result_names
     name, _, appid = bucket.rpartition("-")
     record = _record_factory(bucket, name, appid, region)
     last = None
@@ -149,11 +171,12 @@ def plan(sources: Iterable[ListedObject], destinations: Sequence[Iterable[Listed
         todo: list[str] = []
         stale = False
         for cursor, out in zip(cursors, outputs, strict=True):
-            found, modified = cursor.find(obj.key)
+            name = result_key(out, obj.key, names)
+            found, modified = cursor.find(name)
             if found and is_fresh(modified, obj.last_modified):
                 continue
             stale = stale or found
-            todo.append(out.prefix + obj.key)
+            todo.append(name)
         if todo:
             yield PlanItem(obj, "process", "stale" if stale else "missing", tuple(todo))
         else:

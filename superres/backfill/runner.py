@@ -38,6 +38,7 @@ from qcloud_cos import CosS3Client
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 from superres_fn import CosGateway, Invocation, Settings, process_event
 from superres_fn.config import Output
+from superres_fn.targets import result_key
 from tqdm import tqdm
 
 from ..scf.client import InvokeError, invoke
@@ -66,6 +67,7 @@ from .plan import (
     estimated_output_bytes,
     outputs_for,
     plan,
+    result_listing,
 )
 from .stopping import Stopping
 
@@ -119,9 +121,9 @@ class Backfill:
 
     def planned(self, after: str | None) -> Iterator[PlanItem]:
         opts = self.options
-        destinations = [bucket_listing(self.client, out.bucket, out.prefix + opts.prefix,
-                                       after=None if after is None else out.prefix + after,
-                                       page_size=opts.page_size) for out in self.outputs]
+        ranges = [result_listing(out, opts.prefix, after, self.settings.result_names) for out in self.outputs]
+        destinations = [bucket_listing(self.client, out.bucket, where, after=marker, page_size=opts.page_size)
+                        for out, (where, marker) in zip(self.outputs, ranges, strict=True)]
         return plan(self.source.objects(after), destinations, self.outputs, self.settings, bucket=opts.bucket,
                     region=opts.region)
 
@@ -377,7 +379,8 @@ class Backfill:
     def _show(self, item: PlanItem, action: str, reason: str) -> None:
         if not self.options.dry_run:
             return
-        dests = ", ".join(item.todo) if item.todo else ", ".join(o.prefix + item.obj.key for o in self.outputs)
+        names = self.settings.result_names
+        dests = ", ".join(item.todo or (result_key(o, item.obj.key, names) for o in self.outputs))
         self.echo(f"{action}\t{reason}\t{item.obj.key} -> {dests}")
 
     def _tick(self, bar: tqdm, run: Totals, obj: ListedObject, outcome: str, reason: str) -> None:

@@ -12,7 +12,7 @@ import click
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from ..backfill import describe_cos_error
-from ..backfill.plan import bucket_listing, outputs_for, plan
+from ..backfill.plan import bucket_listing, outputs_for, plan, result_listing
 from ..backfill.reconcile import report_line
 from .backfill_cmd import resolve_where, where_options
 
@@ -33,7 +33,9 @@ def reconcile(bucket: str | None, prefix: str | None, region: str | None, endpoi
     """
     where = resolve_where(bucket, prefix, region, endpoint, inventory, from_report, serverless)
     outputs = outputs_for(where.settings, where.bucket)
-    destinations = [bucket_listing(where.client, out.bucket, out.prefix + where.prefix) for out in outputs]
+    names = where.settings.result_names
+    destinations = [bucket_listing(where.client, out.bucket, result_listing(out, where.prefix, None, names)[0])
+                    for out in outputs]
     counts: Counter[str] = Counter()
     sink: IO[str]
     try:

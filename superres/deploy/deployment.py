@@ -12,7 +12,7 @@ from ..scf.serverless import CosTrigger, FunctionSpec
 # The function's own settings (handler/superres_fn/config.py); anything else in serverless.yml is a typo.
 FUNCTION_VARIABLES = frozenset(
     {"DEST_PREFIX", "MAGNIFY", "DEST_BUCKET", "ACCEPTED_SUFFIXES", "MAX_INPUT_BYTES", "SKIP_EXISTING", "CLAIM_WORK",
-     "COS_TIMEOUT_S", "OUTPUTS", "CI_LANDING_BOUND_S"}
+     "COS_TIMEOUT_S", "OUTPUTS", "CI_LANDING_BOUND_S", "RESULT_NAMES"}
 )
 # SCF refuses user variables with these prefixes, and caps all variables together at 4 KB.
 RESERVED_PREFIXES = ("SCF_", "QCLOUD_", "TENCENTCLOUD_")

@@ -24,6 +24,11 @@ BUCKET = "photos-1250000000"
 DEST = "superres/"
 
 
+def result_of(key: str) -> str:
+    """The key of the result of upload `key` (RESULT_NAMES=append, the default: its PNG's extension appended)."""
+    return f"{DEST}{key}.png"
+
+
 class Stack:
     """The running stack, read through the function's own log lines (each names the event that caused it)."""
 

@@ -17,7 +17,7 @@ import requests
 
 from superres.standin.settings import DEMO_SECRET_ID, DEMO_SECRET_KEY
 
-from .conftest import BUCKET, DEST, Stack, image_size, photo_png
+from .conftest import BUCKET, Stack, image_size, photo_png, result_of
 
 HOST = {"Host": f"{BUCKET}.cos.ap-guangzhou.myqcloud.com"}
 
@@ -54,7 +54,7 @@ def test_form_upload_fires_post_and_is_super_resolved(stack: Stack, tmp_path: Pa
     client = stack.client()
     stored = client.get_object(Bucket=BUCKET, Key="uploads/form/cat.png")
     assert stored["Body"].get_raw_stream().read() == body and stored["x-cos-meta-origin"] == "browser"
-    result = client.get_object(Bucket=BUCKET, Key=DEST + "uploads/form/cat.png")["Body"].get_raw_stream().read()
+    result = client.get_object(Bucket=BUCKET, Key=result_of("uploads/form/cat.png"))["Body"].get_raw_stream().read()
     assert image_size(result) == (200, 140)
 
 

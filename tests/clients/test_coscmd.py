@@ -17,7 +17,7 @@ import requests
 
 from superres.standin.settings import DEMO_SECRET_ID, DEMO_SECRET_KEY
 
-from .conftest import BUCKET, DEST, Stack, image_size, large_photo_png, photo_png
+from .conftest import BUCKET, Stack, image_size, large_photo_png, photo_png, result_of
 
 COSCMD = shutil.which("coscmd", path=str(Path(sys.executable).parent)) or shutil.which("coscmd")
 pytestmark = pytest.mark.skipif(COSCMD is None, reason="coscmd missing: `make venv` installs the dev extras")
@@ -56,7 +56,7 @@ def test_coscmd_upload_of_a_1_2_mb_photo_is_super_resolved(stack: Stack, coscmd,
     coscmd("download", "uploads/coscmd.png", str(back))
     assert hashlib.md5(back.read_bytes()).hexdigest() == hashlib.md5(local.read_bytes()).hexdigest()
     result = tmp_path / "result.png"
-    coscmd("download", DEST + "uploads/coscmd.png", str(result))
+    coscmd("download", result_of("uploads/coscmd.png"), str(result))
     assert image_size(result.read_bytes()) == (3200, 2134)
 
 

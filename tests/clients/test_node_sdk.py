@@ -18,7 +18,7 @@ import requests
 
 from superres.standin.settings import DEMO_SECRET_ID, DEMO_SECRET_KEY
 
-from .conftest import BUCKET, DEST, Stack, image_size, large_photo_png, photo_png
+from .conftest import BUCKET, Stack, image_size, large_photo_png, photo_png, result_of
 
 NODE_DIR = Path(__file__).parent / "node"
 REGION = "ap-guangzhou"
@@ -65,7 +65,7 @@ def test_node_multipart_upload_of_a_photo_is_super_resolved(stack: Stack, tmp_pa
     assert (line["event_name"], line["outcome"]) == ("cos:ObjectCreated:CompleteMultipartUpload", "processed")
     client = stack.client()
     assert client.get_object(Bucket=BUCKET, Key=key)["Body"].get_raw_stream().read() == local.read_bytes()
-    result = client.get_object(Bucket=BUCKET, Key=DEST + key)["Body"].get_raw_stream().read()
+    result = client.get_object(Bucket=BUCKET, Key=result_of(key))["Body"].get_raw_stream().read()
     assert image_size(result) == (2560, 1706)
 
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 from qcloud_cos.cos_exception import CosServiceError
 
-from .conftest import BUCKET, DEST, Stack, image_size, large_photo_png, photo_png
+from .conftest import BUCKET, Stack, image_size, large_photo_png, photo_png, result_of
 
 HOST = {"Host": f"{BUCKET}.cos.ap-guangzhou.myqcloud.com"}
 
@@ -29,7 +29,7 @@ def test_upload_file_of_a_1_2_mb_photo_is_multipart_and_super_resolved(stack: St
     assert line["event_name"] == "cos:ObjectCreated:CompleteMultipartUpload"
     assert line["outcome"] == "processed"
     assert _read(client.get_object(Bucket=BUCKET, Key="uploads/py-1.2mb.png")) == local.read_bytes()
-    result = _read(client.get_object(Bucket=BUCKET, Key=DEST + "uploads/py-1.2mb.png"))
+    result = _read(client.get_object(Bucket=BUCKET, Key=result_of("uploads/py-1.2mb.png")))
     assert image_size(result) == (2560, 1706)
 
 
@@ -49,7 +49,7 @@ def test_upload_file_of_a_25_mb_photo_lands_and_the_function_skips_it_as_too_lar
     downloaded = tmp_path / "back.png"
     client.download_file(Bucket=BUCKET, Key="uploads/py-25mb.png", DestFilePath=str(downloaded))  # ranged, > 20 MB
     assert hashlib.md5(downloaded.read_bytes()).digest() == hashlib.md5(local.read_bytes()).digest()
-    assert not client.object_exists(Bucket=BUCKET, Key=DEST + "uploads/py-25mb.png")
+    assert not client.object_exists(Bucket=BUCKET, Key=result_of("uploads/py-25mb.png"))
 
 
 def test_copy_makes_an_identical_object_and_a_copy_event(stack: Stack, tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_copy_makes_an_identical_object_and_a_copy_event(stack: Stack, tmp_path:
     assert _read(copied) == body and copied["x-cos-meta-camera"] == "x100"
     line = stack.function_line("uploads/copied.png")
     assert (line["event_name"], line["outcome"]) == ("cos:ObjectCreated:Copy", "processed")
-    assert image_size(_read(client.get_object(Bucket=BUCKET, Key=DEST + "uploads/copied.png"))) == (400, 300)
+    assert image_size(_read(client.get_object(Bucket=BUCKET, Key=result_of("uploads/copied.png")))) == (400, 300)
     # (The high-level `client.copy` first HEADs the source at <bucket>.cos.<region>.myqcloud.com whatever the
     # client's IP/Port, an SDK limitation outside the stand-in's reach; copy_object is what it then calls.)
 

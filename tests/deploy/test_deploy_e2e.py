@@ -106,12 +106,12 @@ def test_deploy_update_noop_and_remove_against_the_local_cloud(tmp_path: Path, l
             assert step in first.stderr, first.stderr
 
         cos.put_object(Bucket=BUCKET, Key="uploads/one.png", Body=png(2))
-        _wait_for(lambda: _result_exists(cos, "superres/uploads/one.png"), "the first result")
+        _wait_for(lambda: _result_exists(cos, "superres/uploads/one.png.png"), "the first result")
         (marker,) = _wait_for(lambda: _markers(data_dir), "the first invocation's log")
         assert marker["deploy_marker"] == "v1"
         assert Path(marker["code"]).is_relative_to(data_dir / "scf" / "functions")
         assert Path(marker["cos_sdk"]).is_relative_to(data_dir / "scf" / "layers")
-        assert not _result_exists(cos, "superres/uploads/before.png")  # uploaded before any function existed
+        assert not _result_exists(cos, "superres/uploads/before.png.png")  # uploaded before any function existed
 
         index.write_text(original + MARKER.format(version="v2"), encoding="utf-8")
         second = _deploy(project, "deploy", *endpoint)
@@ -119,7 +119,7 @@ def test_deploy_update_noop_and_remove_against_the_local_cloud(tmp_path: Path, l
         assert "updating the code of cos-superres-dev" in second.stderr
         assert "publishing layer" not in second.stderr and "creating COS trigger" not in second.stderr
         cos.put_object(Bucket=BUCKET, Key="uploads/two.png", Body=png(3))
-        _wait_for(lambda: _result_exists(cos, "superres/uploads/two.png"), "the second result")
+        _wait_for(lambda: _result_exists(cos, "superres/uploads/two.png.png"), "the second result")
         markers = _wait_for(lambda: _markers(data_dir)[1:] and _markers(data_dir), "the second invocation's log")
         assert [m["deploy_marker"] for m in markers] == ["v1", "v2"]
 
@@ -132,7 +132,7 @@ def test_deploy_update_noop_and_remove_against_the_local_cloud(tmp_path: Path, l
         assert "deleting COS trigger" in removed.stderr and "cos-superres-dev: removed" in removed.stderr
         cos.put_object(Bucket=BUCKET, Key="uploads/three.png", Body=png(4))
         time.sleep(3)  # time for a trigger, were one left, to start the function
-        assert not _result_exists(cos, "superres/uploads/three.png")
+        assert not _result_exists(cos, "superres/uploads/three.png.png")
         assert len(_markers(data_dir)) == 2
 
         again = _deploy(project, "remove", "--endpoint", f"127.0.0.1:{api_port}")

@@ -28,7 +28,8 @@ from superres.scf.serverless import read_env_files
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = Path(__file__).parent / "harness"
-FUNCTION_SETTINGS = {"DEST_PREFIX", "MAGNIFY", "ACCEPTED_SUFFIXES", "MAX_INPUT_BYTES", "SKIP_EXISTING", "CLAIM_WORK"}
+FUNCTION_SETTINGS = {"DEST_PREFIX", "MAGNIFY", "ACCEPTED_SUFFIXES", "MAX_INPUT_BYTES", "SKIP_EXISTING", "CLAIM_WORK",
+                    "RESULT_NAMES"}
 
 
 class DeployFailed(Exception):

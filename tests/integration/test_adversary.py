@@ -27,7 +27,7 @@ from tests.integration.stack_events import cos_event
 
 BUCKET = "photos-1250000000"
 KEY = "uploads/adv.png"
-DEST = "superres/uploads/adv.png"
+DEST = "superres/uploads/adv.png.png"
 
 
 @pytest.fixture
@@ -211,3 +211,43 @@ def test_under_deadline_pressure_every_record_gets_its_line(stack: LocalStack):
     assert all(line["outcome"] == "failed" for line in report.lines)
     assert _ci_calls(stack) <= 1  # the later records did not start a call they had no time for
 
+
+
+def test_replace_names_two_uploads_racing_for_one_result_name_make_one_call_and_overwrite_nothing(stack: LocalStack):
+    # RESULT_NAMES=replace names the results of uploads/pair.jpg and uploads/pair.png the same: superres/uploads/
+    # pair.png. Both are delivered at once with CI slow: they share one claim, one calls CI, the other waits and is
+    # told the name is taken; a late redelivery of the loser changes nothing either.
+    jpg = _upload(stack, solid_png(3, (24, 16)), "uploads/pair.jpg")
+    png = _upload(stack, solid_png(4, (40, 30)), "uploads/pair.png")
+    stack.standin.set_injections(["op=ci,latency=1.0", "op=head,prefix=superres/,latency=0-0.2"])
+    reports = _concurrently(lambda: _deliver(stack, jpg, RESULT_NAMES="replace"),
+                            lambda: _deliver(stack, png, RESULT_NAMES="replace"))
+    assert _ci_calls(stack) == 1, _outcomes(reports)
+    assert _outcomes(reports) == ["processed:processed", "skipped:result_name_taken"]
+    winner = next(line["key"] for report in reports for line in report.lines if line["outcome"] == "processed")
+    head = stack.client().head_object(Bucket=BUCKET, Key="superres/uploads/pair.png")
+    assert head.get("x-cos-meta-superres-source") == _etag(stack, winner)
+    assert head.get("x-cos-meta-superres-upload") == source_folder(BUCKET, winner)
+    assert head["Content-Type"] == "image/png"
+    loser = jpg if winner == "uploads/pair.png" else png
+    late = _deliver(stack, loser, RESULT_NAMES="replace")
+    assert [line["reason"] for line in late.lines] == ["result_name_taken"] and _ci_calls(stack) == 1
+    assert stack.client().head_object(Bucket=BUCKET, Key="superres/uploads/pair.png")["ETag"] == head["ETag"]
+
+
+def test_each_naming_publishes_a_results_format_under_its_extension(stack: LocalStack):
+    event = _upload(stack, solid_png(5), "uploads/named.jpg")
+    outputs = "x2/:2,x4/:4:webp:80"
+    expected = {"append": ("superres/x2/uploads/named.jpg.png", "superres/x4/uploads/named.jpg.webp"),
+                "replace": ("superres/x2/uploads/named.png", "superres/x4/uploads/named.webp"),
+                "keep": ("superres/x2/uploads/named.jpg", "superres/x4/uploads/named.jpg.webp")}
+    for names, keys in expected.items():
+        report = _deliver(stack, event, OUTPUTS=outputs, RESULT_NAMES=names)
+        assert [o["dest_key"] for o in report.lines[0]["outputs"]] == list(keys), report.lines
+        for key, (fmt, mime) in zip(keys, [("PNG", "image/png"), ("WEBP", "image/webp")], strict=True):
+            got = stack.client().get_object(Bucket=BUCKET, Key=key)
+            assert got["Content-Type"] == mime
+            assert Image.open(io.BytesIO(got["Body"].get_raw_stream().read())).format == fmt
+    # append and replace: one super-resolution call and one conversion each; keep names its WebP as append did, and
+    # that result, made from this version by this rule, is already done
+    assert _ci_calls(stack) == 2 + 2 + 1

@@ -106,7 +106,7 @@ def test_every_object_is_processed_once_without_a_head_and_a_second_run_skips_al
                                     str(checkpoint))
     assert code == 0, output
     assert (first["listed"], first["processed"], first["skipped"], first["failed"]) == (200, 200, {}, 0)
-    assert sorted(_keys_under(stack, "superres/uploads/all/")) == sorted(f"superres/{k}" for k in keys)
+    assert sorted(_keys_under(stack, "superres/uploads/all/")) == sorted(f"superres/{k}.png" for k in keys)
     saved = json.loads(checkpoint.read_text())
     assert saved["complete"] is True
     assert {k: saved[k] for k in ("endpoint", "region", "mode", "bucket", "prefix")} == {
@@ -200,7 +200,7 @@ def test_a_second_ctrl_c_exits_130_at_once_with_the_summary_and_the_resume_comma
 
     code, resumed, output = _backfill(stack, "--prefix", "uploads/twice/", "--checkpoint", str(checkpoint))
     assert code == 0, output
-    assert sorted(_keys_under(stack, "superres/uploads/twice/")) == [f"superres/{k}" for k in keys]
+    assert sorted(_keys_under(stack, "superres/uploads/twice/")) == [f"superres/{k}.png" for k in keys]
     assert max(requests_seen.ci_calls().values()) == 1  # nothing redone
 
 
@@ -305,7 +305,7 @@ def test_dry_run_prints_the_plan_and_the_cost_and_writes_nothing(stack: LocalSta
                                                                  tmp_path: Path) -> None:
     _upload(stack, ["uploads/dry/a.png", "uploads/dry/b.png"], png)
     time.sleep(1.05 - time.time() % 1)  # the planner skips only a result written in a later second than its source
-    _upload(stack, ["superres/uploads/dry/b.png"], png)
+    _upload(stack, ["superres/uploads/dry/b.png.png"], png)
     _upload(stack, ["uploads/dry/notes.txt"], b"not an image")
     _upload(stack, ["uploads/dry/empty.png"], b"")
     checkpoint = tmp_path / "checkpoint.json"
@@ -315,16 +315,16 @@ def test_dry_run_prints_the_plan_and_the_cost_and_writes_nothing(stack: LocalSta
     assert code == 0, output
     plan = [line.split("\t") for line in output.splitlines() if "\t" in line]
     assert plan == [
-        ["process", "missing", "uploads/dry/a.png -> superres/uploads/dry/a.png"],
-        ["skip", "already_done", "uploads/dry/b.png -> superres/uploads/dry/b.png"],
-        ["skip", "empty_object", "uploads/dry/empty.png -> superres/uploads/dry/empty.png"],
-        ["skip", "suffix_not_accepted", "uploads/dry/notes.txt -> superres/uploads/dry/notes.txt"],
+        ["process", "missing", "uploads/dry/a.png -> superres/uploads/dry/a.png.png"],
+        ["skip", "already_done", "uploads/dry/b.png -> superres/uploads/dry/b.png.png"],
+        ["skip", "empty_object", "uploads/dry/empty.png -> superres/uploads/dry/empty.png.png"],
+        ["skip", "suffix_not_accepted", "uploads/dry/notes.txt -> superres/uploads/dry/notes.txt.png"],
     ]
     assert summary["mode"] == "dry_run" and summary["to_process"] == 1 and summary["ci_calls"] == 1
     assert summary["estimated_output_bytes"] == len(png) * 4  # PNG source, x2: area x4, about PNG-sized
     assert "dry run: 1 objects to process, 1 CI calls, about" in output
     assert summary["skipped"] == {"already_done": 1, "empty_object": 1, "suffix_not_accepted": 1}
-    assert _keys_under(stack, "superres/uploads/dry/") == ["superres/uploads/dry/b.png"]
+    assert _keys_under(stack, "superres/uploads/dry/") == ["superres/uploads/dry/b.png.png"]
     assert not checkpoint.exists()
 
 

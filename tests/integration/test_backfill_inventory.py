@@ -62,9 +62,9 @@ def _seed(stack: LocalStack, prefix: str, count: int, png: bytes, *, missing: in
     for key in work:
         store.put(BUCKET, key, png, "image/png")
     for obj in objects[missing:]:
-        store.put(BUCKET, f"superres/{obj.key}", b"result", "image/png")
+        store.put(BUCKET, f"superres/{obj.key}.png", b"result", "image/png")
     for obj in objects[missing:missing + stale]:
-        store.update(BUCKET, f"superres/{obj.key}", last_modified=T0 - 10)  # older than the source: stale
+        store.update(BUCKET, f"superres/{obj.key}.png", last_modified=T0 - 10)  # older than the source: stale
     return objects, work
 
 
@@ -166,11 +166,11 @@ def test_reconcile_reports_missing_and_stale_results_and_backfill_does_exactly_t
         store.put(BUCKET, key, png, "image/png")
     now = time.time()
     for key in keys[1:4]:
-        store.put(BUCKET, f"superres/{key}", b"result", "image/png")
-    store.update(BUCKET, f"superres/{keys[1]}", last_modified=now - 60)  # stale
+        store.put(BUCKET, f"superres/{key}.png", b"result", "image/png")
+    store.update(BUCKET, f"superres/{keys[1]}.png", last_modified=now - 60)  # stale
     # the same second as its source: it may predate a re-upload within that second, so it is a candidate
-    store.update(BUCKET, f"superres/{keys[2]}", last_modified=store.head(BUCKET, keys[2]).last_modified)
-    store.update(BUCKET, f"superres/{keys[3]}", last_modified=store.head(BUCKET, keys[3]).last_modified + 1)
+    store.update(BUCKET, f"superres/{keys[2]}.png", last_modified=store.head(BUCKET, keys[2]).last_modified)
+    store.update(BUCKET, f"superres/{keys[3]}.png", last_modified=store.head(BUCKET, keys[3]).last_modified + 1)
     store.put(BUCKET, f"{prefix}notes.txt", b"text", "text/plain")
     report = tmp_path / "report.jsonl"
 
@@ -178,10 +178,10 @@ def test_reconcile_reports_missing_and_stale_results_and_backfill_does_exactly_t
     assert code == 0, err
     lines = [json.loads(line) for line in report.read_text().splitlines()]
     assert [(line["key"], line["state"], line["results"]) for line in lines] == [
-        (keys[0], "missing", [f"superres/{keys[0]}"]),
-        (keys[1], "stale", [f"superres/{keys[1]}"]),
-        (keys[2], "stale", [f"superres/{keys[2]}"]),
-        (keys[4], "missing", [f"superres/{keys[4]}"]),
+        (keys[0], "missing", [f"superres/{keys[0]}.png"]),
+        (keys[1], "stale", [f"superres/{keys[1]}.png"]),
+        (keys[2], "stale", [f"superres/{keys[2]}.png"]),
+        (keys[4], "missing", [f"superres/{keys[4]}.png"]),
     ]
     summary = json.loads(err.strip().splitlines()[-1])
     assert (summary["sources"], summary["done"], summary["missing"], summary["stale"],
@@ -211,9 +211,9 @@ def test_deployed_redoes_a_stale_result_because_the_records_carry_the_sources_ti
     keys = [f"{prefix}a.png", f"{prefix}b.png"]
     for key in keys:
         store.put(BUCKET, key, png, "image/png")
-        store.put(BUCKET, f"superres/{key}", b"old result", "image/png")
-    store.update(BUCKET, f"superres/{keys[0]}", last_modified=store.head(BUCKET, keys[0]).last_modified - 60)
-    store.update(BUCKET, f"superres/{keys[1]}", last_modified=store.head(BUCKET, keys[1]).last_modified + 1)
+        store.put(BUCKET, f"superres/{key}.png", b"old result", "image/png")
+    store.update(BUCKET, f"superres/{keys[0]}.png", last_modified=store.head(BUCKET, keys[0]).last_modified - 60)
+    store.update(BUCKET, f"superres/{keys[1]}.png", last_modified=store.head(BUCKET, keys[1]).last_modified + 1)
     credentials = {k: v for k, v in stack.function_env().items() if k.startswith("TENCENTCLOUD_")}
     with serve_scf_api(stack) as api:
         result = CliRunner().invoke(main, ["backfill", "--serverless", str(ROOT / "serverless.yml"), "--endpoint",
@@ -225,5 +225,5 @@ def test_deployed_redoes_a_stale_result_because_the_records_carry_the_sources_ti
         results = api.functions[("default", stack.spec.name)].async_results
     assert _summary(result.stdout)["processed"] == 1 and _summary(result.stdout)["skipped"] == {"already_done": 1}
     assert all(r.ok for r in results)
-    _info, body = store.read(BUCKET, f"superres/{keys[0]}")
+    _info, body = store.read(BUCKET, f"superres/{keys[0]}.png")
     assert body != b"old result"  # older than its source by COS's clock: redone

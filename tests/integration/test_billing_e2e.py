@@ -68,13 +68,13 @@ def test_reupload_with_new_content_is_processed_again_and_replaces_the_result(st
     with _container(stack) as container:
         first = container.invoke(_event(stack, ["uploads/a.png"]))
         assert [line["outcome"] for line in _lines(first)] == ["processed"]
-        old = stack.standin.store.head(BUCKET, "superres/uploads/a.png")
+        old = stack.standin.store.head(BUCKET, "superres/uploads/a.png.png")
         _next_second()
         client.put_object(Bucket=BUCKET, Key="uploads/a.png", Body=solid_png(2, (40, 30)))  # edited photo, same key
         second = container.invoke(_event(stack, ["uploads/a.png"]))
         (line,) = _lines(second)
         assert line["outcome"] == "processed", line
-        new = stack.standin.store.head(BUCKET, "superres/uploads/a.png")
+        new = stack.standin.store.head(BUCKET, "superres/uploads/a.png.png")
         assert new.etag != old.etag and line["result"]["width"] == 80
         # SCF's retry of that same event: done, no call
         retry = container.invoke(_event(stack, ["uploads/a.png"]))
@@ -95,7 +95,7 @@ def test_timeout_after_ci_did_the_work_is_published_by_the_retry_with_one_call(s
     assert retry.ok, retry.error
     (line,) = _lines(retry)
     assert line["outcome"] == "processed" and line["confirmed_by"] == "staging" and line["attempts"] == 0
-    assert line["result"]["key"] == "superres/uploads/slow.png"
+    assert line["result"]["key"] == "superres/uploads/slow.png.png"
     assert _ci_calls(stack) == 1
 
 
@@ -157,7 +157,7 @@ def test_every_stdout_write_of_a_three_record_invocation_is_one_json_object(stac
     for i, key in enumerate(keys):
         stack.client().put_object(Bucket=BUCKET, Key=key, Body=solid_png(i))
     source = stack.standin.store.head(BUCKET, "uploads/log1.png").etag.strip('"')
-    stack.client().put_object(Bucket=BUCKET, Key="superres/uploads/log1.png", Body=b"x",  # a skip, a HEAD 200
+    stack.client().put_object(Bucket=BUCKET, Key="superres/uploads/log1.png.png", Body=b"x",  # a skip, a HEAD 200
                               Metadata={"x-cos-meta-superres-source": source, "x-cos-meta-superres-rule": "x2"})
     with _container(stack) as container:
         result = container.invoke(_event(stack, keys))

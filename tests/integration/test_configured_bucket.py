@@ -57,7 +57,7 @@ def test_stack_serves_the_appid_and_region_of_the_configured_bucket(tmp_path: Pa
         assert client.head_bucket(Bucket="mybucket-1300000000")["x-cos-bucket-region"] == "ap-shanghai"
         client.put_object(Bucket="mybucket-1300000000", Key="uploads/a.png", Body=_png())
         assert stack.trigger.wait_idle(120)
-        assert client.object_exists(Bucket="mybucket-1300000000", Key="results/uploads/a.png")
+        assert client.object_exists(Bucket="mybucket-1300000000", Key="results/uploads/a.png.png")
 
 
 def test_any_appid_can_create_a_bucket_which_then_answers_in_its_own_region_only(standin: StandIn):
@@ -97,8 +97,8 @@ def test_demo_uses_the_configured_bucket_and_keeps_what_it_did_not_create(tmp_pa
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout.split("ProcessResults (parsed from the function's log line):\n", 1)[1]
                          .split("\noriginal:", 1)[0])
-    assert results["key"] == "results/uploads/astronaut.jpg"  # the inline comment is not part of DEST_PREFIX
-    assert results["location"] == "mybucket-1300000000.cos.ap-shanghai.myqcloud.com/results/uploads/astronaut.jpg"
+    assert results["key"] == "results/uploads/astronaut.jpg.png"  # the inline comment is not part of DEST_PREFIX
+    assert results["location"] == "mybucket-1300000000.cos.ap-shanghai.myqcloud.com/results/uploads/astronaut.jpg.png"
     assert (out / "data" / "mine.txt").read_text() == "a user's file\n"
     assert (out / "notes.txt").read_text() == "also mine\n"
     assert sorted(p.name for p in out.iterdir()) == ["ai-astronaut.png", "before-after.png", "data",
@@ -115,7 +115,7 @@ def test_superres_local_serves_the_bucket_of_the_users_env(tmp_path: Path, monke
                                        IP="127.0.0.1", Port=port, Scheme="http"), retry=0)
         client.put_object(Bucket="mybucket-1300000000", Key="uploads/x.png", Body=_png())
         wait_for_outcomes(data, {"uploads/x.png"}, timeout=120)
-        assert client.object_exists(Bucket="mybucket-1300000000", Key="results/uploads/x.png")
+        assert client.object_exists(Bucket="mybucket-1300000000", Key="results/uploads/x.png.png")
     banner = output_log(data, port).read_text(encoding="utf-8")
     assert "appid 1300000000  region ap-shanghai" in banner
     assert "buckets: mybucket-1300000000" in banner

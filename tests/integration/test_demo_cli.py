@@ -90,8 +90,8 @@ def test_the_readme_bucket_example_runs_with_the_output_bucket_created(tmp_path:
     out = tmp_path / "out"
     proc = demo(out, "--outputs", "x2/:2,x4/:4:webp:80@results-1250000000")
     assert proc.returncode == 0, proc.stderr
-    assert "results-1250000000/superres/x4/uploads/astronaut.jpg" in proc.stdout
-    assert "photos-1250000000/superres/x2/uploads/astronaut.jpg" in proc.stdout
+    assert "results-1250000000/superres/x4/uploads/astronaut.jpg.webp" in proc.stdout
+    assert "photos-1250000000/superres/x2/uploads/astronaut.jpg.png" in proc.stdout
     with Image.open(out / "ai-1-astronaut.webp") as x4:
         assert (x4.format, x4.size) == ("WEBP", (2048, 2048))
 
@@ -146,7 +146,7 @@ def test_the_html_page_shows_a_slider_every_output_and_the_log_line_with_no_netw
     line = [json.loads(raw) for raw in (out / "function-log.jsonl").read_text(encoding="utf-8").splitlines()
             if '"outcome"' in raw][-1]
     assert json.dumps(line, indent=2, ensure_ascii=False) in "".join(parser.pre)
-    assert "superres/x4/uploads/astronaut.jpg" in html.unescape(text)
+    assert "superres/x4/uploads/astronaut.jpg.webp" in html.unescape(text)
 
 
 def test_the_picture_written_is_titled_outlined_and_readable(tmp_path: Path):

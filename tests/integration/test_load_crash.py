@@ -61,7 +61,7 @@ def test_500_uploads_at_concurrency_16_give_500_outputs_and_bounded_memory(tmp_p
         outputs = list_all(client, BUCKET, "superres/uploads/load/")
         keys = [obj["Key"] for obj in outputs]
         assert len(keys) == len(set(keys)) == 500
-        assert set(keys) == {"superres/" + key for key in sources}
+        assert set(keys) == {"superres/" + key + ".png" for key in sources}
         for obj in outputs[::25]:
             body = client.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].get_raw_stream().read()
             assert obj["ETag"] == f'"{hashlib.md5(body).hexdigest()}"' and int(obj["Size"]) == len(body)

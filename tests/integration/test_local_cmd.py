@@ -50,10 +50,10 @@ def test_sdk_script_upload_runs_the_function_and_stores_the_result(local):
     Image.new("RGB", (30, 20), "navy").save(buffer, format="JPEG")
     client.put_object(Bucket=BUCKET, Key="uploads/navy.jpg", Body=buffer.getvalue())
     for _ in range(300):
-        if client.object_exists(Bucket=BUCKET, Key="superres/uploads/navy.jpg"):
+        if client.object_exists(Bucket=BUCKET, Key="superres/uploads/navy.jpg.png"):
             break
         time.sleep(0.1)
-    body = client.get_object(Bucket=BUCKET, Key="superres/uploads/navy.jpg")["Body"].get_raw_stream().read()
+    body = client.get_object(Bucket=BUCKET, Key="superres/uploads/navy.jpg.png")["Body"].get_raw_stream().read()
     assert Image.open(io.BytesIO(body)).size == (60, 40)
     log = data / "function-log.jsonl"
     for _ in range(300):  # CI stores the result before the invocation ends and its log is written

@@ -71,7 +71,7 @@ def test_local_replay_seeds_the_objects_and_writes_the_results(tmp_path: Path) -
     # The stand-in's data stays in --data: open it again and look for every result.
     with LocalStack(StackOptions(data_dir=data, engine=load_engine("bicubic"), trigger=False)) as again:
         for key in ["uploads/astronaut.jpg", *TRICKY_KEYS]:
-            assert _exists(again, f"superres/{key}"), key
+            assert _exists(again, f"superres/{key}.png"), key
 
 
 def test_local_replay_of_a_skipped_record_succeeds_without_output(tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_deployed_replay_sync_prints_ret_msg_log_duration_and_memory(stack: Loca
     assert any(line.startswith("{") and '"outcome":"processed"' in line for line in lines)  # the Log tail
     assert any(line.startswith("Duration: ") and "BillDuration: " in line and "MemUsage: " in line for line in lines)
     assert "ErrMsg" not in result.stdout
-    assert _exists(stack, "superres/uploads/astronaut.jpg")
+    assert _exists(stack, "superres/uploads/astronaut.jpg.png")
     assert keys["TENCENTCLOUD_SECRETKEY"] not in result.output
 
 
@@ -104,7 +104,7 @@ def test_deployed_replay_async_queues_the_event(stack: LocalStack, api: ScfApiSe
     assert "FunctionRequestId: " in result.stdout and "RetMsg" not in result.stdout
     assert api.wait_idle(120)
     for key in TRICKY_KEYS:
-        assert _exists(stack, f"superres/{key}"), key
+        assert _exists(stack, f"superres/{key}.png"), key
     # the id SCF answered with is the one the function's log lines carry
     answered = result.stdout.split("FunctionRequestId: ", 1)[1].split()[0]
     (function,) = api.functions.values()

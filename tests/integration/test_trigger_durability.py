@@ -272,7 +272,7 @@ def test_kill_9_right_after_100_acknowledged_uploads_then_restart_delivers_all_1
         wait_for_outcomes(data_dir, set(keys), timeout=300)
         client = cos_client(port)
         for key in keys:
-            assert client.object_exists(Bucket=BUCKET, Key="superres/" + key), key
+            assert client.object_exists(Bucket=BUCKET, Key="superres/" + key + ".png"), key
     banner = output_log(data_dir, port).read_text()
     assert f"({left} events from the last run" in banner
     for key, reasons in _outcomes(data_dir).items():

@@ -43,13 +43,14 @@ def test_upload_is_super_resolved_into_destination_prefix(stack):
     client = stack.client()
     client.put_object(Bucket=BUCKET, Key="uploads/red.png", Body=_png(), ContentType="image/png")
     assert stack.trigger.wait_idle(120)
-    body = client.get_object(Bucket=BUCKET, Key="superres/uploads/red.png")["Body"].get_raw_stream().read()
-    with Image.open(io.BytesIO(body)) as image:
-        assert image.size == (96, 64)
+    got = client.get_object(Bucket=BUCKET, Key="superres/uploads/red.png.png")  # RESULT_NAMES=append, the default
+    with Image.open(io.BytesIO(got["Body"].get_raw_stream().read())) as image:
+        assert image.size == (96, 64) and image.format == "PNG"
+    assert got["Content-Type"] == "image/png"
     (record,) = [line for line in _lines(stack) if line.get("logger") == "superres"]
     assert record["outcome"] == "processed"
     assert record["result"]["width"] == 96 and record["result"]["height"] == 64
-    assert record["result"]["key"] == "superres/uploads/red.png"
+    assert record["result"]["key"] == "superres/uploads/red.png.png"
     assert record["original"] == {"width": 48, "height": 32, "format": "PNG"}
 
 
@@ -60,7 +61,7 @@ def test_output_does_not_trigger_more_work(stack):
     # The result object raised an ObjectCreated event too, but it is outside the trigger's prefix.
     assert len(stack.trigger.deliveries) == 1
     keys = [o["Key"] for o in client.list_objects(Bucket=BUCKET).get("Contents", [])]
-    assert sorted(keys) == ["superres/uploads/a.png", "uploads/a.png"]
+    assert sorted(keys) == ["superres/uploads/a.png.png", "uploads/a.png"]
 
 
 def test_upload_under_destination_prefix_inside_trigger_prefix_is_skipped(tmp_path: Path):
@@ -78,7 +79,7 @@ def test_upload_under_destination_prefix_inside_trigger_prefix_is_skipped(tmp_pa
                                                                "uploads/superres/.staging/"))]
     assert [reason for _, reason in claims] == ["under_destination_prefix"] * 2
     assert sorted(item for item in outcomes if item not in claims) == [
-        ("uploads/b.png", "processed"), ("uploads/superres/uploads/b.png", "under_destination_prefix")]
+        ("uploads/b.png", "processed"), ("uploads/superres/uploads/b.png.png", "under_destination_prefix")]
 
 
 @pytest.mark.parametrize("key", ["uploads/a b+c%d#e?.png", "uploads/猫/照片 1.png", "uploads/😀.png"])
@@ -86,7 +87,7 @@ def test_tricky_keys_round_trip_end_to_end(stack, key):
     client = stack.client()
     client.put_object(Bucket=BUCKET, Key=key, Body=_png())
     assert stack.trigger.wait_idle(120)
-    assert client.object_exists(Bucket=BUCKET, Key="superres/" + key)
+    assert client.object_exists(Bucket=BUCKET, Key="superres/" + key + ".png")
 
 
 def test_magnify_4_from_function_environment(tmp_path: Path):
@@ -95,7 +96,7 @@ def test_magnify_4_from_function_environment(tmp_path: Path):
         client = stack.client()
         client.put_object(Bucket=BUCKET, Key="uploads/x4.png", Body=_png((20, 10)))
         assert stack.trigger.wait_idle(120)
-        body = client.get_object(Bucket=BUCKET, Key="superres/uploads/x4.png")["Body"].get_raw_stream().read()
+        body = client.get_object(Bucket=BUCKET, Key="superres/uploads/x4.png.png")["Body"].get_raw_stream().read()
     assert Image.open(io.BytesIO(body)).size == (80, 40)
 
 

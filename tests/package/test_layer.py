@@ -132,5 +132,5 @@ def test_handler_from_the_layer_processes_an_upload(tmp_path: Path, var_user_and
             result = container.invoke(event)
         assert result.ok, (result.error, result.logs)
         assert result.return_value["processed"] == 1
-        head = client.head_object(Bucket="photos-1250000000", Key="superres/uploads/astronaut.jpg")
+        head = client.head_object(Bucket="photos-1250000000", Key="superres/uploads/astronaut.jpg.png")
         assert int(head["Content-Length"]) > 0

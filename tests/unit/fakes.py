@@ -57,6 +57,7 @@ class FakeGateway:
     creates: list[tuple[str, str, bool]] = field(default_factory=list)  # (bucket, key, created)
     deletes: list[tuple[str, str]] = field(default_factory=list)
     copies: list[tuple[str, str, str]] = field(default_factory=list)
+    content_types: dict[tuple[str, str], str] = field(default_factory=dict)  # what each publish set
     log: list[tuple[str, str]] = field(default_factory=list)  # (operation, key) in order: creates and deletes
     cos_now: Callable[[], float] = lambda: 1_800_000_000.0  # COS's clock (Unix seconds)
     # Keys under these prefixes are never auto-answered as sources (the function's own objects)
@@ -107,6 +108,7 @@ class FakeGateway:
     def publish(self, bucket: str, source_key: str, key: str, region: str, meta: Mapping[str, str],
                 content_type: str, timeout: float | None = None) -> str | None:
         self.copies.append((bucket, source_key, key))
+        self.content_types[(bucket, key)] = content_type
         source = self.objects.get((bucket, source_key))
         if source is None:
             raise CosCallError("The specified key does not exist.", code="NoSuchKey", status=404)

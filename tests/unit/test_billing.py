@@ -25,7 +25,7 @@ from tests.unit.fakes import make_invocation
 CONTEXT = {"request_id": "req-1", "time_limit_in_ms": 30_000}
 BUCKET = "photos-1250000000"
 SOURCE = "uploads/astronaut.jpg"
-DEST = (BUCKET, "superres/uploads/astronaut.jpg")
+DEST = (BUCKET, "superres/uploads/astronaut.jpg.png")
 EVENT_VERSION = "9a0364b9e99bb480dd25e1f0284c8555"  # put_single.json's ETag
 SETTINGS = Settings(dest_prefix="superres/", region="ap-guangzhou")
 

@@ -49,20 +49,20 @@ def test_only_a_result_strictly_newer_than_its_source_is_not_a_candidate() -> No
 
 def test_missing_stale_and_done_results_are_found_by_one_merge() -> None:
     sources = [src("a.jpg"), src("b.jpg"), src("c.jpg"), src("d.jpg")]
-    results = [src("superres/b.jpg", 1001.5), src("superres/bb.jpg"), src("superres/c.jpg", 999.0)]
+    results = [src("superres/b.jpg.png", 1001.5), src("superres/bb.jpg.png"), src("superres/c.jpg.png", 999.0)]
     assert _plan(sources, results) == [
-        ("a.jpg", "process", "missing", ("superres/a.jpg",)),
+        ("a.jpg", "process", "missing", ("superres/a.jpg.png",)),
         ("b.jpg", "skip", "already_done", ()),
-        ("c.jpg", "process", "stale", ("superres/c.jpg",)),
-        ("d.jpg", "process", "missing", ("superres/d.jpg",)),
+        ("c.jpg", "process", "stale", ("superres/c.jpg.png",)),
+        ("d.jpg", "process", "missing", ("superres/d.jpg.png",)),
     ]
 
 
 def test_each_output_is_diffed_on_its_own_listing() -> None:
     outputs = [_output(BUCKET, "x2/", 2), _output(BUCKET, "x4/", 4)]
     sources = [src("a.png"), src("b.png")]
-    assert _plan(sources, [src("x2/a.png"), src("x2/b.png")], [src("x4/b.png")], outputs=outputs) == [
-        ("a.png", "process", "missing", ("x4/a.png",)),
+    assert _plan(sources, [src("x2/a.png.png"), src("x2/b.png.png")], [src("x4/b.png.png")], outputs=outputs) == [
+        ("a.png", "process", "missing", ("x4/a.png.png",)),
         ("b.png", "skip", "already_done", ()),
     ]
 
@@ -85,7 +85,8 @@ def test_unsorted_sources_are_refused() -> None:
 def test_cjk_keys_merge_in_utf8_byte_order_as_cos_lists_them() -> None:
     keys = sorted(["z.png", "照片.png", "ａ.png", "a.png"], key=lambda k: k.encode())
     assert keys == sorted(keys)  # Python's str order is UTF-8 byte order
-    plans = _plan([src(k) for k in keys], [src(f"superres/{k}") for k in keys])
+    results = sorted((f"superres/{k}.png" for k in keys), key=lambda k: k.encode())
+    plans = _plan([src(k) for k in keys], [src(k) for k in results])
     assert all(reason == "already_done" for _k, _a, reason, _t in plans)
 
 

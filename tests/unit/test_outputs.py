@@ -15,8 +15,10 @@ from tests.unit.fakes import make_invocation
 
 CONTEXT = {"request_id": "req-1", "time_limit_in_ms": 30_000}
 BUCKET = "photos-1250000000"
-X2 = "superres/x2/uploads/astronaut.jpg"
-X4 = "superres/x4/uploads/astronaut.jpg"
+X2 = "superres/x2/uploads/astronaut.jpg.png"
+X4 = "superres/x4/uploads/astronaut.jpg.webp"  # RESULT_NAMES=append: the result format's extension is appended
+X4_JPG = "superres/x4/uploads/astronaut.jpg.jpg"
+X4_PNG = "superres/x4/uploads/astronaut.jpg.png"
 
 
 def _settings(outputs: str = "x2/:2,x4/:4:webp:80", **env: str):
@@ -76,10 +78,10 @@ def test_freshness_applies_per_output():
 def test_a_staged_png_from_an_earlier_try_is_only_converted():
     settings = _settings("x4/:4:jpg:70")
     invocation, lines, gateway, _ = make_invocation(settings)
-    gateway.put(BUCKET, _staged(settings, X4, "png"), b"png")  # the SR call landed, the conversion did not
+    gateway.put(BUCKET, _staged(settings, X4_JPG, "png"), b"png")  # the SR call landed, the conversion did not
     handle_event(load_event("put_single.json"), CONTEXT, invocation)
     (call,) = gateway.calls
-    assert _rules(call) == [("/" + _staged(settings, X4), "imageMogr2/format/jpg/quality/70!")]
+    assert _rules(call) == [("/" + _staged(settings, X4_JPG), "imageMogr2/format/jpg/quality/70!")]
     assert lines[0]["outcome"] == "processed" and lines[0]["attempts"] == 1
 
 
@@ -102,7 +104,7 @@ def test_after_a_partial_landing_the_retry_calls_only_for_what_did_not_land():
     clock.now += settings.ci_landing_bound_s + 5  # SCF's retry, once the first call can no longer land
     handle_event(load_event("put_single.json"), CONTEXT, invocation)
     assert [len(_rules(call)) for call in gateway.calls] == [2, 1]
-    assert _rules(gateway.calls[1]) == [("/" + _staged(settings, X4), "ci-process=AISuperResolution&magnify=4")]
+    assert _rules(gateway.calls[1]) == [("/" + _staged(settings, X4_PNG), "ci-process=AISuperResolution&magnify=4")]
     outputs = lines[1]["outputs"]
     assert outputs[0]["confirmed_by"] == "staging" and "confirmed_by" not in outputs[1]
     assert "confirmed_by" not in lines[1]  # not every output came from staging
@@ -159,4 +161,4 @@ def test_a_claim_holder_that_stored_only_some_outputs_leaves_the_rest_to_do():
 def test_without_claims_each_output_is_looked_at_once():
     invocation, _, gateway, _ = make_invocation(_settings("x2/:2,x4/:4", CLAIM_WORK="false"))
     handle_event(load_event("put_single.json"), CONTEXT, invocation)
-    assert sorted(k for k in gateway.heads if k[1] != "uploads/astronaut.jpg") == [(BUCKET, X2), (BUCKET, X4)]
+    assert sorted(k for k in gateway.heads if k[1] != "uploads/astronaut.jpg") == [(BUCKET, X2), (BUCKET, X4_PNG)]

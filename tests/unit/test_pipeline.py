@@ -61,13 +61,13 @@ def test_processed_line_has_result_fields_and_calls_ci_with_absolute_fileid():
     assert (bucket, key, region) == ("photos-1250000000", "uploads/猫 照片.jpg", "ap-guangzhou")
     staged = json.loads(ops)["rules"][0]["fileid"]
     assert staged.startswith("/superres/.staging/") and staged.endswith(".png")  # then published by a copy
-    assert ("photos-1250000000", staged[1:], "superres/uploads/猫 照片.jpg") in gateway.copies
+    assert ("photos-1250000000", staged[1:], "superres/uploads/猫 照片.jpg.png") in gateway.copies
     line = lines[5]
-    assert line["dest_key"] == "superres/uploads/猫 照片.jpg"
-    published = gateway.objects[("photos-1250000000", "superres/uploads/猫 照片.jpg")]
+    assert line["dest_key"] == "superres/uploads/猫 照片.jpg.png"
+    published = gateway.objects[("photos-1250000000", "superres/uploads/猫 照片.jpg.png")]
     assert line["result"] == {
-        "key": "superres/uploads/猫 照片.jpg",
-        "location": "photos-1250000000.cos.ap-guangzhou.myqcloud.com/superres/uploads/猫 照片.jpg",
+        "key": "superres/uploads/猫 照片.jpg.png",
+        "location": "photos-1250000000.cos.ap-guangzhou.myqcloud.com/superres/uploads/猫 照片.jpg.png",
         "size": len(published.body), "etag": published.etag, "width": 128, "height": 96, "format": "png",
     }
     assert line["original"] == {"width": 64, "height": 48, "format": "JPEG"}

@@ -65,7 +65,7 @@ def test_pic_operations_fileid_is_absolute_under_dest_prefix():
     ops = json.loads(pic_operations(decide(record, SETTINGS), record.bucket, 4))
     assert ops == {
         "is_pic_info": 1,
-        "rules": [{"fileid": "/superres/a b/猫.jpg", "rule": "ci-process=AISuperResolution&magnify=4"}],
+        "rules": [{"fileid": "/superres/a b/猫.jpg.png", "rule": "ci-process=AISuperResolution&magnify=4"}],
     }
 
 
@@ -82,7 +82,7 @@ def test_pic_operations_header_is_ascii_even_for_cjk_and_emoji_keys():
     record = _record(key="猫/😀 a.jpg")
     header = pic_operations(decide(record, SETTINGS), record.bucket, 2)
     assert header.isascii()
-    assert json.loads(header)["rules"][0]["fileid"] == "/superres/猫/😀 a.jpg"
+    assert json.loads(header)["rules"][0]["fileid"] == "/superres/猫/😀 a.jpg.png"
 
 
 @pytest.mark.parametrize("key", ["uploads/../../important.jpg", "uploads/a/../b.png", "uploads/./a.jpg", "../x.jpg"])

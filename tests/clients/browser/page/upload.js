@@ -90,8 +90,10 @@ async function upload(cos, config, method, name, body, extra) {
   const params = { Bucket: config.Bucket, Region: config.Region, Key: key, Body: body,
                    onProgress: (info) => progress.push(info.percent), ...extra };
   const data = method === 'postObject' ? await postObject(params) : await call(cos, method, params);
-  await waitForResult(cos, config, config.ResultPrefix + key);
-  const shown = await show(cos, config, config.ResultPrefix + key);
+  // The result's name, as a site derives it (RESULT_NAMES=append, the default): prefix + key + '.png'
+  const resultKey = `${config.ResultPrefix}${key}.png`;
+  await waitForResult(cos, config, resultKey);
+  const shown = await show(cos, config, resultKey);
   return { key, etag: data.ETag || null, size: body.size, progress, shown };
 }
 
