@@ -4,8 +4,11 @@
 - inventory.py: COS Inventory reports as sources;
 - reconcile.py: the reconcile report (missing or stale results), written by `superres reconcile`, read as sources;
 - options.py: what a run is told and keeps (options, totals, rate limits, Invoke batches);
-- runner.py: the run (in this process through superres_fn.process_event, or sent to the deployed function)
-  and its summary; stopping.py: Ctrl-C; checkpoint.py: what a run leaves to resume from.
+- runner.py: the run (Backfill): batches, the checkpoint after each, and one object through the function's path
+  (superres_fn.process_event in this process, or a COS upload record for the deployed function);
+- scheduler.py: a batch's objects on the thread pool, within the rate limits, with in-flight bookkeeping;
+- report.py: what the user sees (progress bar, plan and failure lines) and the summary;
+- stopping.py: Ctrl-C; checkpoint.py: what a run leaves to resume from.
 """
 
 from __future__ import annotations

@@ -82,10 +82,11 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
     """Run the local COS + Cloud Infinite stand-in until Ctrl-C.
 
     Any cos-python-sdk-v5 script works against it with CosConfig(Region=..., SecretId=..., SecretKey=...,
-    IP=HOST, Port=PORT, Scheme="http"). Uploads that match serverless.yml's COS trigger run the function,
-    whose JSON log lines are printed here and appended to DATA/function-log.jsonl. Each trigger event is stored
-    in DATA/trigger.db before the upload is acknowledged, so a stop or crash never loses it: the next start on
-    the same --data delivers it.
+    IP=HOST, Port=PORT, Scheme="http"); tencentcloud-sdk-python's sts client gets temporary keys
+    (GetFederationToken, AssumeRole) from the same port with HttpProfile(protocol="http", endpoint="HOST:PORT").
+    Uploads that match serverless.yml's COS trigger run the function, whose JSON log lines are printed here and
+    appended to DATA/function-log.jsonl. Each trigger event is stored in DATA/trigger.db before the upload is
+    acknowledged, so a stop or crash never loses it: the next start on the same --data delivers it.
 
     For adversary testing, --request-log records every request served, --inject / --inject-file make chosen
     requests slow, failing or answered late, and --clock-skew moves the storage clock (README, "Scripting the
@@ -145,6 +146,7 @@ def local(port: int, host: str, data_dir: Path, secret_id: str | None, secret_ke
                 f"cos-superres stand-in on {stack.standin.endpoint_url}  appid {stack.settings.appid}  "
                 f"region {stack.settings.region}\n"
                 f"  SecretId {cred.secret_id}  SecretKey {key_note}\n"
+                f"  {_sts_line(stack.standin.sts_endpoint)}\n"
                 f"  buckets: {', '.join(t.bucket for t in stack.spec.triggers) or '-'}  engine: {engine}\n"
                 f"  trigger: {'off' if no_trigger else routes if not no_function else 'the deployed functions'}"
                 + (f"\n  {_backlog(stack)}" if stack.trigger is not None else "")
@@ -194,6 +196,12 @@ def _adversary_banner(request_log: Path | None, injections: tuple[str, ...], inj
     lines += [f"inject file: {inject_file} (re-read when it changes)"] if inject_file else []
     lines += [f"storage clock: real time {clock_skew_s:+g} s"] if clock_skew_s else []
     return "".join(f"\n  {line}" for line in lines)
+
+
+def _sts_line(endpoint: str) -> str:
+    """Where to point tencentcloud-sdk-python's sts client: the stand-in's own port, plain HTTP."""
+    return (f"STS (GetFederationToken, AssumeRole) on {endpoint}: tencentcloud-sdk-python's sts_client with "
+            f'HttpProfile(protocol="http", endpoint="{endpoint}"), signed with the keys above')
 
 
 def _backlog(stack: LocalStack) -> str:

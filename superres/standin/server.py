@@ -74,6 +74,12 @@ class StandIn:
     def endpoint_url(self) -> str:
         return f"http://{self._server.host}:{self.port}"
 
+    @property
+    def sts_endpoint(self) -> str:
+        """Where STS (GetFederationToken, AssumeRole) is served: this same port, as host:port, the form
+        tencentcloud-sdk-python's HttpProfile(protocol="http", endpoint=...) takes."""
+        return f"{self._server.host}:{self.port}"
+
     def start(self) -> StandIn:
         if self._server.running:
             return self

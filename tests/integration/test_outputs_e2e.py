@@ -63,7 +63,8 @@ def test_x2_and_x4_webp_from_one_upload_in_one_super_resolution_call(stack: Loca
     (line,) = [line for line in _function_lines(stack) if line["key"] == KEY]
     assert line["outcome"] == "processed" and line["attempts"] == 2
     assert [(o["dest_key"], o["magnify"], o["format"], o["status"]) for o in line["outputs"]] == [
-        ("superres/x2/" + KEY + ".png", 2, None, "processed"), ("superres/x4/" + KEY + ".webp", 4, "webp", "processed")]
+        ("superres/x2/" + KEY + ".png", 2, None, "processed"),
+        ("superres/x4/" + KEY + ".webp", 4, "webp", "processed")]
     assert line["outputs"][1]["result"]["width"] == 192
 
 
@@ -90,7 +91,8 @@ def test_an_output_in_another_bucket(tmp_path: Path):
         client.create_bucket(Bucket="results-1250000000")
         client.put_object(Bucket=BUCKET, Key=KEY, Body=_jpeg())
         assert stack.trigger.wait_idle(120)
-        x4 = client.get_object(Bucket="results-1250000000", Key="superres/x4/" + KEY + ".jpg")["Body"].get_raw_stream().read()
+        x4 = client.get_object(Bucket="results-1250000000",
+                               Key="superres/x4/" + KEY + ".jpg")["Body"].get_raw_stream().read()
         with Image.open(io.BytesIO(x4)) as image:
             assert (image.format, image.size) == ("JPEG", (192, 128))
         assert client.object_exists(Bucket=BUCKET, Key="superres/x2/" + KEY + ".png")
