@@ -70,7 +70,7 @@ def test_every_image_loads_and_the_browser_reports_no_error(report: dict, demo_o
             assert tuple(image["natural"]) == file.size, image
 
 
-def test_dragging_the_slider_moves_the_cut_and_shows_the_after_image_right_of_it(report: dict):
+def test_dragging_the_slider_or_pressing_arrow_keys_moves_the_cut_and_what_shows_of_the_after_image(report: dict):
     slider = report["slider"]
     assert slider["found"] and slider["fits_window"], slider  # the whole comparison on a 1280x800 screen
     assert min(slider["shown"]) >= 500, slider
@@ -78,6 +78,9 @@ def test_dragging_the_slider_moves_the_cut_and_shows_the_after_image_right_of_it
     for stop in slider["stops"]:
         assert stop["value"] == pytest.approx(stop["target"], abs=3), stop
         assert stop["after_share"] == pytest.approx(1 - stop["value"] / 100, abs=0.03), stop
+    keys = slider["keyboard"]
+    assert keys["value"] == pytest.approx(keys["from"] - keys["presses"]), keys
+    assert keys["after_share"] == pytest.approx(1 - keys["value"] / 100, abs=0.03), keys
 
 
 def _columns(image: Image.Image, start: float, end: float) -> Image.Image:

@@ -1,9 +1,9 @@
 // Opens the demo's index.html from its file:// URL (as a user double-clicks it) in Debian's Chromium and prints,
-// as JSON, what a reader sees: every image (loaded? shown at what size?), the before/after slider dragged with
-// the mouse (how much of the "after" image is visible at each stop), every output with its caption, the log line
-// parsed, text that overflows at laptop and phone widths, the smallest text, and every console error, page error
-// and failed request. Writes into SHOTS: page.png (the first screen at 1280x800) and slider-<stop>.png (the
-// slider's picture at each stop). Usage: node check_page.js PAGE.html SHOTS_DIR
+// as JSON, what a reader sees: every image (loaded? shown at what size?), the before/after slider dragged with the
+// mouse and moved with the arrow keys (how much of the "after" image is visible at each stop), every output with
+// its caption, the log line parsed, text that overflows at laptop and phone widths, the smallest text, and every
+// console error, page error and failed request. Writes into SHOTS: page.png (the first screen at 1280x800) and
+// slider-<stop>.png (the slider at each stop). Usage: node check_page.js PAGE.html SHOTS_DIR
 // (tests/clients/test_browser_demo_page.py runs it on the page `superres demo` wrote.)
 'use strict';
 const path = require('path');
@@ -17,10 +17,11 @@ const SLIDER_STOPS = [20, 80]; // where the mouse drags the slider to, in % of i
 function watchProblems(page) {
   const problems = [];
   page.on('console', (message) => {
-    if (message.type() === 'error' || message.type() === 'warn') problems.push(`console ${message.type()}: ${message.text()}`);
+    if (['error', 'warn'].includes(message.type())) problems.push(`console ${message.type()}: ${message.text()}`);
   });
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-  page.on('requestfailed', (request) => problems.push(`requestfailed: ${request.url()} ${request.failure().errorText}`));
+  page.on('requestfailed',
+    (request) => problems.push(`requestfailed: ${request.url()} ${request.failure().errorText}`));
   page.on('response', (response) => {
     if (response.status() >= 400) problems.push(`response ${response.status()}: ${response.url()}`);
   });
@@ -58,7 +59,8 @@ function afterShare() {
   return seen / samples;
 }
 
-// Drags the cut with the mouse from where it is to each stop, and reads where it went and what is visible.
+// Drags the cut with the mouse from where it is to each stop, then moves it with the arrow keys, and reads where it
+// went and what is visible.
 async function dragSlider(page, shots) {
   const slider = await page.$('.slider');
   if (!slider) return { found: false };
@@ -82,6 +84,11 @@ async function dragSlider(page, shots) {
     report.stops.push({ target: stop, value: await value(), after_share: await page.evaluate(afterShare),
       screenshot: file });
   }
+  // The keyboard moves it too (a reader without a mouse): ten presses of the left arrow.
+  const before = await value();
+  await input.focus();
+  for (let press = 0; press < 10; press += 1) await page.keyboard.press('ArrowLeft');
+  report.keyboard = { from: before, presses: 10, value: await value(), after_share: await page.evaluate(afterShare) };
   return report;
 }
 
@@ -91,7 +98,8 @@ function readOutputs() {
     const caption = figure.querySelector('figcaption');
     const rect = img ? img.getBoundingClientRect() : { width: 0, height: 0 };
     return { src: img && img.getAttribute('src'), loaded: Boolean(img && img.complete && img.naturalWidth > 0),
-      natural: img ? [img.naturalWidth, img.naturalHeight] : null, shown: [Math.round(rect.width), Math.round(rect.height)],
+      natural: img ? [img.naturalWidth, img.naturalHeight] : null,
+      shown: [Math.round(rect.width), Math.round(rect.height)],
       caption: caption ? caption.innerText : null,
       caption_overflows: caption ? caption.scrollWidth > caption.clientWidth : null };
   });
@@ -123,7 +131,7 @@ function readLayout() {
   };
   const overflowing = [...document.body.querySelectorAll('*')]
     .filter((el) => el.getBoundingClientRect().right > width + 1 && !insideScroller(el))
-    .map((el) => `${el.tagName.toLowerCase()}${el.className ? '.' + el.className : ''}: ${el.textContent.trim().slice(0, 60)}`);
+    .map((el) => `${el.tagName.toLowerCase()}: ${el.textContent.trim().slice(0, 60)}`);
   const sizes = [...document.body.querySelectorAll('*')]
     .filter((el) => [...el.childNodes].some((node) => node.nodeType === Node.TEXT_NODE && node.textContent.trim())
       && el.getClientRects().length > 0)
