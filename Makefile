@@ -44,8 +44,8 @@ $(DEPLOY_STAMP): $(DEPLOY_HARNESS)/package.json $(DEPLOY_HARNESS)/package-lock.j
 	touch $(DEPLOY_STAMP)
 
 # puppeteer-core and cos-js-sdk-v5, pinned by the lockfile: tests/clients/test_browser_upload.py drives a web upload
-# page in Debian's chromium (installed by .ci/run). --ignore-scripts: puppeteer-core downloads nothing; the SDK's
-# postinstall only checks for patches.
+# page and tests/clients/test_browser_demo_page.py reads the demo's index.html in Debian's chromium (installed by
+# .ci/run). --ignore-scripts: puppeteer-core downloads nothing; the SDK's postinstall only checks for patches.
 $(BROWSER_STAMP): $(BROWSER_CLIENT)/package.json $(BROWSER_CLIENT)/package-lock.json
 	cd $(BROWSER_CLIENT) && npm ci --no-audit --no-fund --ignore-scripts
 	touch $(BROWSER_STAMP)

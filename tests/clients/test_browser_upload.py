@@ -8,26 +8,18 @@ and a page on another origin is kept out."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from superres.sr import load_engine
 from superres.stack import LocalStack, StackOptions
 
+from .chromium import requires_chromium, run_script
 from .conftest import BUCKET, DEST
-from .web_backend import BROWSER_DIR, WebBackend
+from .web_backend import WebBackend
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("node") and Path(CHROMIUM).exists() and (BROWSER_DIR / "node_modules").is_dir()),
-    reason="node, chromium or tests/clients/browser/node_modules missing: run `make test` (npm ci) after .ci/run "
-           "installed chromium",
-)
+pytestmark = requires_chromium
 PREFIX = "uploads/u1/"
 
 
@@ -52,11 +44,7 @@ def function_lines(stack: LocalStack) -> list[dict]:
 
 
 def run_page(stack: LocalStack, url: str) -> dict:
-    proxy = stack.standin.endpoint_url
-    done = subprocess.run(["node", str(BROWSER_DIR / "run.js"), url, proxy], capture_output=True, text=True,
-                          timeout=400, cwd=BROWSER_DIR, env={**os.environ, "CHROMIUM_PATH": CHROMIUM})
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
+    return run_script("run.js", url, stack.standin.endpoint_url)
 
 
 def test_a_web_page_uploads_with_temporary_keys_and_shows_the_results(stack: LocalStack) -> None:

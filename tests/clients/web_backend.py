@@ -12,11 +12,11 @@ import threading
 import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 from tests.integration.sts_keys import federation_token
 
-BROWSER_DIR = Path(__file__).parent / "browser"
+from .chromium import BROWSER_DIR
+
 FILES = {
     "/": (BROWSER_DIR / "page" / "index.html", "text/html; charset=utf-8"),
     "/upload.js": (BROWSER_DIR / "page" / "upload.js", "text/javascript"),
