@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from .config import Settings
 from .events import CosRecord
-from .targets import plan_targets
+from .targets import Target, plan_targets
 
 # COS refuses object keys longer than this many UTF-8 bytes.
 MAX_KEY_BYTES = 850
@@ -24,6 +24,7 @@ class Decision(NamedTuple):
     dest_bucket: str
     dest_key: str
     detail: str | None = None
+    targets: tuple[Target, ...] = ()  # what a PROCESS decision has to make, one per output
 
     @property
     def should_process(self) -> bool:
@@ -71,7 +72,7 @@ def decide(record: CosRecord, settings: Settings, *, duplicate: bool = False) ->
         )
     if any(len(t.key.encode()) > MAX_KEY_BYTES for t in targets):
         return skip("destination_key_too_long", f"DEST_PREFIX + key exceeds COS's {MAX_KEY_BYTES}-byte key limit")
-    return Decision(PROCESS, "accepted", dest_bucket, dest_key)
+    return Decision(PROCESS, "accepted", dest_bucket, dest_key, targets=tuple(targets))
 
 
 def pic_operations_for(rules: list[tuple[str, str, str]], *, record_bucket: str, is_pic_info: int = 1) -> str:

@@ -45,7 +45,6 @@ from .targets import (
     is_done,
     made_from_another,
     meta_of,
-    plan_targets,
     source_folder,
     version_of,
     version_read,
@@ -83,7 +82,7 @@ class RecordRun:
         fields: dict[str, object] = {"dest_bucket": decision.dest_bucket, "dest_key": decision.dest_key}
         if not decision.should_process:
             return {**fields, "outcome": "skipped", "reason": decision.reason, "detail": decision.detail}
-        targets = plan_targets(self.record.bucket, self.record.key, self.settings)
+        targets = list(decision.targets)
         if not self.settings.claim_work:
             return {**fields, **self._work(targets)}
         held = self._acquire(targets)
