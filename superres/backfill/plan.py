@@ -20,6 +20,7 @@ without `exists`, so the planner and the function cannot disagree on what is an 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import NamedTuple
@@ -119,7 +120,7 @@ class _Cursor:
         self._it = iter(listing)
         self._key: str | None = ""
         self._modified: float | None = None
-        self._passed: dict[str, float | None] = {}
+        self._passed: OrderedDict[str, float | None] = OrderedDict()
         self._next()
 
     def _next(self) -> None:
@@ -135,7 +136,7 @@ class _Cursor:
         while self._key is not None and self._key < key:
             self._passed[self._key] = self._modified
             if len(self._passed) > _LOOKBACK:
-                del self._passed[next(iter(self._passed))]  # the oldest: dicts keep insertion order
+                self._passed.popitem(last=False)  # the oldest (O(1); a dict's first key is not, after deletions)
             self._next()
         if self._key == key:
             return True, self._modified
