@@ -140,9 +140,9 @@ def _check_outputs_exactly_once(
     listing = stack.standin.store.list(BUCKET, prefix=DEST, max_keys=1000)
     assert not listing.is_truncated
     listed = [info.key for info in listing.contents]
-    assert sorted(listed) == sorted(DEST + key for key in sources)
+    assert sorted(listed) == sorted(DEST + key + ".png" for key in sources)  # RESULT_NAMES=append
     for key, data in sources.items():
-        info, body = stack.standin.store.read(BUCKET, DEST + key)
+        info, body = stack.standin.store.read(BUCKET, DEST + key + ".png")
         assert info.etag == f'"{hashlib.md5(body).hexdigest()}"'
         with Image.open(io.BytesIO(data)) as source, Image.open(io.BytesIO(body)) as output:
             assert output.size == (source.width * 2, source.height * 2)
