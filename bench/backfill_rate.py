@@ -23,8 +23,6 @@ CONCURRENCY = 16
 
 
 def run(quick: bool) -> list[Row]:
-    if not (ROOT / "superres" / "backfill.py").is_file():
-        return [Row("backfill submit rate", None, "objects/s", _GOAL, "superres backfill does not exist yet")]
     objects, runs = (100, 1) if quick else (300, 3)
     with StandinProcess() as standin, tempfile.TemporaryDirectory(prefix="superres-bench-backfill-") as tmp:
         prefixes = [f"backfill-{i}/" for i in range(runs + 1)]

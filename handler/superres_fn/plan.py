@@ -71,7 +71,8 @@ def decide(record: CosRecord, settings: Settings, *, duplicate: bool = False) ->
             "(MAX_INPUT_BYTES; AISuperResolution takes at most 5 MB)",
         )
     if any(len(t.key.encode()) > MAX_KEY_BYTES for t in targets):
-        return skip("destination_key_too_long", f"DEST_PREFIX + key exceeds COS's {MAX_KEY_BYTES}-byte key limit")
+        return skip("destination_key_too_long", f"a result key (DEST_PREFIX + the key, named by RESULT_NAMES) "
+                    f"exceeds COS's {MAX_KEY_BYTES}-byte key limit")
     return Decision(PROCESS, "accepted", dest_bucket, dest_key, targets=tuple(targets))
 
 
