@@ -157,9 +157,10 @@ class RecordRun:
         taken = [t.key for t in targets if made_from_another(meta_of(states.get(t)), self.folder)]
         if taken:
             return {"outcome": "skipped", "reason": "result_name_taken",
-                    "detail": f"{', '.join(taken)} holds the result of another upload whose name differs from this "
-                              "one's only in its extension (RESULT_NAMES=replace gives both the same result name); "
-                              "nothing was overwritten. Delete that result to give the name to this upload, or use "
+                    "detail": f"{', '.join(taken)} holds the result of another upload with the same result name "
+                              "(under RESULT_NAMES=replace, one whose name differs only in its extension; or the "
+                              "same key in another source bucket writing to this DEST_BUCKET); nothing was "
+                              "overwritten. Delete that result to give the name to this upload, or use "
                               "RESULT_NAMES=append"}
         source = self.retrying(lambda: self.invocation.gateway.head(record.bucket, record.key, record.region,
                                                                        self.left()))

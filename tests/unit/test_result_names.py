@@ -219,3 +219,21 @@ def test_a_resumed_listing_holds_the_results_of_every_source_after_the_marker(ke
         for key in (k for k in under if after is None or k > after):
             name = result_key(out, key, names)
             assert name.startswith(listed) and (marker is None or name > marker), (key, name, listed, marker)
+
+
+def test_the_same_key_from_two_source_buckets_into_one_dest_bucket_never_overwrites_the_first() -> None:
+    settings = load_settings({"DEST_PREFIX": "superres/", "DEST_BUCKET": "results-1250000000",
+                              "TENCENTCLOUD_REGION": "ap-guangzhou"})
+    invocation, lines, gateway, _ = make_invocation(settings)
+    photos = _event("uploads/cat.jpg", gateway.put(BUCKET, "uploads/cat.jpg", b"from photos")[1:-1])
+    other = copy.deepcopy(photos)
+    cos = other["Records"][0]["cos"]
+    cos["cosBucket"]["name"] = "other"
+    cos["cosObject"]["key"] = "/1250000000/other/uploads/cat.jpg"
+    cos["cosObject"]["url"] = "http://other-1250000000.cos.ap-guangzhou.myqcloud.com/uploads/cat.jpg"
+    cos["cosObject"]["meta"]["ETag"] = gateway.put("other-1250000000", "uploads/cat.jpg", b"from other")
+    handle_event(photos, CONTEXT, invocation)
+    handle_event(other, CONTEXT, invocation)
+    assert [line["reason"] for line in lines] == ["processed", "result_name_taken"] and len(gateway.calls) == 1
+    assert "another source bucket" in lines[1]["detail"]
+    assert gateway.objects[("results-1250000000", "superres/uploads/cat.jpg.png")].body.startswith(b"from photos")
