@@ -39,7 +39,8 @@ def run(quick: bool) -> list[Row]:
     return [
         Row("backfill submit rate", median(rates), "objects/s", _GOAL,
             f"median of {runs} runs of {objects} objects each (the backfill's own `seconds`: listing of sources "
-            f"and results, then per object the function's claim and one CI call, no HEAD, no process start-up); "
+            f"and results, then per object the function's whole protocol: claim, HEAD result and source, LIST "
+            f"staging, one CI call, the publishing COPY, two DELETEs; no process start-up); "
             f"--rate {BENCH_RATE:g} "
             f"(default: CI's 100/s) --concurrency "
             f"{CONCURRENCY}; stand-in with the bicubic engine in its own process on the same 2-core box"),
