@@ -73,7 +73,7 @@ class Settings(NamedTuple):
     output_specs: tuple[OutputSpec, ...] = ()  # OUTPUTS; empty: one output, DEST_PREFIX at MAGNIFY
     # How long a CI call may still write its result after its client gave up (CI_LANDING_BOUND_S).
     ci_landing_bound_s: float = 60.0
-    result_names: str = "append"  # RESULT_NAMES
+    result_names: str = RESULT_NAMES[0]  # RESULT_NAMES; the default, append
 
     def with_overrides(self, **changes: object) -> Settings:
         return self._replace(**changes)

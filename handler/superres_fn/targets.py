@@ -119,7 +119,7 @@ def claim_folder(settings: Settings, record_bucket: str, key: str) -> str:
     """Whose claim an upload takes: its own (source_folder), except under RESULT_NAMES=replace, where every upload
     sharing result names (cat.jpg, cat.png) takes the same one, so they never work on those results at once."""
     if settings.result_names == "replace":
-        return hashlib.sha256(f"{record_bucket}/{name_stem(key)}|replace".encode()).hexdigest()
+        return source_folder(record_bucket, f"{name_stem(key)}|replace")
     return source_folder(record_bucket, key)
 
 

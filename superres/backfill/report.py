@@ -20,7 +20,7 @@ class Progress:
     """The screen while a run goes on; used from the run's thread only."""
 
     def __init__(self, options: BackfillOptions, outputs: list[Output], *, total: int | None, already: int,
-                 echo: Callable[[str], None], names: str = "append") -> None:
+                 echo: Callable[[str], None], names: str) -> None:
         """`total`: objects to list, when the source knows; `already`: how many of them earlier runs listed;
         `names`: the function's RESULT_NAMES (the dry run names each result)."""
         self.options = options
