@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -140,7 +140,11 @@ class ScfApiServer:
 
     async def _handle(self, request: Request) -> JSONResponse:
         request_id = str(uuid.uuid4())
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the caller left mid-body (a cut-off deploy upload): nothing is changed
+            return JSONResponse({"Response": {"Error": {"Code": "InvalidParameter", "Message": "incomplete body"},
+                                              "RequestId": request_id}}, status_code=400)
         try:
             try:
                 _, service_name = verify_tc3(SignedCall(request.method, request.url.path or "/", request.url.query,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from superres.standin.auth import PRESIGN_PARAMS, SignatureVerifier, SignedRequest, authorization_from_query
@@ -130,6 +130,13 @@ class CosService:
             code = err.code
             err.resource = err.resource or f"{bucket}/{key}"
             response = err.to_response(request_id)
+        except ClientDisconnect:
+            # The client went away mid-body (a killed process, a cut connection): what it sent was discarded with
+            # its staging file, nothing is stored, and the access line below says so. Not the stand-in's error.
+            code = "IncompleteBody"
+            response = CosError(
+                400, code, "The connection closed before the request body was complete; nothing was stored."
+            ).to_response(request_id)
         except Exception:
             log.exception("standin: unhandled error (request %s)", request_id)
             code = "InternalError"

@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from superres.standin.cam import Policy, PolicyError, parse_policy
@@ -163,7 +163,10 @@ class StsApi:
         self._clock = clock
 
     async def __call__(self, scope: dict, receive: object, send: object) -> None:
-        response = await self.handle(Request(scope, receive))  # type: ignore[arg-type]
+        try:
+            response = await self.handle(Request(scope, receive))  # type: ignore[arg-type]
+        except ClientDisconnect:
+            return  # the caller left before its request body arrived: nobody to answer, nothing issued
         await response(scope, receive, send)  # type: ignore[arg-type]
 
     async def handle(self, request: Request) -> JSONResponse:

@@ -5,6 +5,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import time
 from urllib.parse import unquote
 
 import pytest
@@ -206,3 +209,37 @@ def test_arbitrary_xml_bodies_never_answer_500(standin, cos, obj: str, target: t
     assert response.status_code < 500, response.text
     if response.status_code >= 300:
         xmltodict.parse(response.content)["Error"]["Code"]  # noqa: B018 - a well-formed COS error document
+
+
+def test_a_body_cut_off_mid_upload_is_incomplete_not_an_internal_error(  # type: ignore[no-untyped-def]
+        standin: StandIn, cos, obj: str, standin_events, caplog: pytest.LogCaptureFixture) -> None:
+    """A client killed mid-PUT (the trigger's worker stopped by a second Ctrl-C) closes the connection before its
+    Content-Length arrived: the stand-in logs one access line with IncompleteBody, no traceback, and the object
+    already stored under that key is untouched (no event, no partial body)."""
+    caplog.set_level(logging.INFO, logger="superres.standin")
+    events_before = len(standin_events.for_bucket(obj))
+    headers = {"Host": standin.settings.bucket_host(obj)}
+    headers["Authorization"] = cos.get_auth(Method="PUT", Bucket=obj, Key="o.bin", Headers=headers)
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    with socket.create_connection(("127.0.0.1", standin.port), timeout=10) as conn:
+        conn.sendall(f"PUT /o.bin HTTP/1.1\r\n{head}Content-Length: 1000000\r\n\r\n".encode() + b"x" * 70000)
+    lines = _wait_for_access_line(caplog, "o.bin", "PUT")
+    assert [line["code"] for line in lines] == ["IncompleteBody"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("superres")]
+    assert cos.get_object(Bucket=obj, Key="o.bin")["Body"].get_raw_stream().read() == BODY
+    assert len(standin_events.for_bucket(obj)) == events_before
+
+
+def _wait_for_access_line(caplog: pytest.LogCaptureFixture, key: str, method: str) -> list[dict]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = []
+        for record in caplog.records:
+            if record.name == "superres.standin" and record.getMessage().startswith("{"):
+                line = json.loads(record.getMessage())
+                if line["key"] == key and line["method"] == method:
+                    lines.append(line)
+        if lines:
+            return lines
+        time.sleep(0.05)
+    raise AssertionError(f"no access line for {method} {key}")
