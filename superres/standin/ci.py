@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from superres.standin import xmldoc
@@ -56,6 +55,7 @@ from superres.standin.pic_operations import (
     parse_magnify,
     parse_pic_operations,
 )
+from superres.standin.threads import in_thread
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -121,7 +121,7 @@ class CloudInfinite:
             raise invalid_argument("give an object key or detect-url")
         source = await self._load(data, SUPER_RESOLUTION_LIMITS)
         upscaled = await self._upscale(source.image, magnify)
-        png = await run_in_threadpool(encode_image, upscaled, "PNG")
+        png = await in_thread(encode_image, upscaled, "PNG")
         return Response(png, media_type="image/png", headers={"Server": CI_SERVER})
 
     # ---- method 2: processing upon upload -------------------------------------------------------
@@ -131,12 +131,12 @@ class CloudInfinite:
             ops = self._parse_operations(req)
             limits = _limits(ops)
             check_source_size(staged.size, limits)
-            source = await self._load(await run_in_threadpool(staged.read_all), limits)
+            source = await self._load(await in_thread(staged.read_all), limits)
             rendered = await self._render(req, source, ops)
-            original = await run_in_threadpool(self._store.put_staged, req.bucket, req.key, staged, content_type, meta)
+            original = await in_thread(self._store.put_staged, req.bucket, req.key, staged, content_type, meta)
         finally:
             staged.discard()
-        await run_in_threadpool(self._events.notify, req.object_created(req.bucket, original))
+        await in_thread(self._events.notify, req.object_created(req.bucket, original))
         stored = await self._store_results(req, rendered)
         return self._upload_result(req, original, source if ops.is_pic_info else None, stored)
 
@@ -144,7 +144,7 @@ class CloudInfinite:
     async def process_stored(self, req: CosRequest) -> Response:
         ops = self._parse_operations(req)
         limits = _limits(ops)
-        original = await run_in_threadpool(self._store.head, req.bucket, req.key)
+        original = await in_thread(self._store.head, req.bucket, req.key)
         source = await self._load(await self._read_source(req, limits), limits)
         rendered = await self._render(req, source, ops)
         stored = await self._store_results(req, rendered)
@@ -174,14 +174,14 @@ class CloudInfinite:
 
     async def _read_source(self, req: CosRequest, limits: InputLimits) -> bytes:
         """A stored source, refused by its recorded size before any byte is read."""
-        info = await run_in_threadpool(self._store.head, req.bucket, req.key)
+        info = await in_thread(self._store.head, req.bucket, req.key)
         check_source_size(info.size, limits)
-        _, data = await run_in_threadpool(self._store.read, req.bucket, req.key)
+        _, data = await in_thread(self._store.read, req.bucket, req.key)
         check_source_size(len(data), limits)
         return data
 
     async def _load(self, data: bytes, limits: InputLimits) -> SourceImage:
-        return await run_in_threadpool(load_source_image, data, limits)
+        return await in_thread(load_source_image, data, limits)
 
     async def _render(self, req: CosRequest, source: SourceImage, ops: PicOperations) -> list[_Rendered]:
         """Every rule's output bytes, computed before anything is stored. One SR run per distinct magnify."""
@@ -192,26 +192,26 @@ class CloudInfinite:
             if rule.magnify is not None:
                 if rule.magnify not in super_resolved:
                     image = await self._upscale(source.image, rule.magnify)
-                    super_resolved[rule.magnify] = image, await run_in_threadpool(encode_image, image, "PNG")
+                    super_resolved[rule.magnify] = image, await in_thread(encode_image, image, "PNG")
                 image, data = super_resolved[rule.magnify]
                 results.append(_Rendered(bucket, rule.key, data, "PNG", image.width, image.height, LOSSLESS_QUALITY))
             elif rule.conversion is not None:
-                results.append(await run_in_threadpool(_convert, source, rule.conversion, bucket, rule.key))
+                results.append(await in_thread(_convert, source, rule.conversion, bucket, rule.key))
         return results
 
     async def _store_results(self, req: CosRequest, rendered: list[_Rendered]) -> list[_Stored]:
         stored = []
         for item in rendered:
-            info = await run_in_threadpool(self._store.put, item.bucket, item.key, item.data, mime_type(item.format))
-            await run_in_threadpool(self._events.notify, req.object_created(item.bucket, info))
+            info = await in_thread(self._store.put, item.bucket, item.key, item.data, mime_type(item.format))
+            await in_thread(self._events.notify, req.object_created(item.bucket, info))
             stored.append(_Stored(item.bucket, info, item))
         return stored
 
     async def _upscale(self, image: Image.Image, scale: int) -> Image.Image:
         async with self._sr_slot():
             try:
-                engine = await run_in_threadpool(self._engine_instance)
-                return await run_in_threadpool(engine.upscale, image, scale)
+                engine = await in_thread(self._engine_instance)
+                return await in_thread(engine.upscale, image, scale)
             except CosError:
                 raise
             except Exception as exc:

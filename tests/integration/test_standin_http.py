@@ -243,3 +243,21 @@ def _wait_for_access_line(caplog: pytest.LogCaptureFixture, key: str, method: st
             return lines
         time.sleep(0.05)
     raise AssertionError(f"no access line for {method} {key}")
+
+
+def test_response_header_names_keep_cos_casing_on_the_wire(standin: StandIn, cos, obj: str) -> None:  # type: ignore[no-untyped-def]
+    """SDK answers are plain dicts of the wire's header names: coscmd's download reads `Content-Length`, SDK users
+    `response['ETag']`. The HTTP server must not lowercase them (uvicorn's httptools protocol does, and it is what
+    uvicorn picks by itself wherever httptools is installed, as it is in this test environment)."""
+    headers = {"Host": standin.settings.bucket_host(obj)}
+    headers["Authorization"] = cos.get_auth(Method="HEAD", Bucket=obj, Key="o.bin", Headers=headers)
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    with socket.create_connection(("127.0.0.1", standin.port), timeout=10) as conn:
+        conn.sendall(f"HEAD /o.bin HTTP/1.1\r\n{head}Connection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    names = [line.split(b":", 1)[0] for line in answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]]
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert {b"Content-Length", b"ETag", b"Last-Modified", b"Content-Type"} <= set(names), names
+    assert b"x-cos-request-id" in names

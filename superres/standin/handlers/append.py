@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from superres.standin.errors import CosError, invalid_argument, no_such_key
@@ -20,6 +19,7 @@ from superres.standin.handlers.common import Services, attributes, copy_stream, 
 from superres.standin.request import CosRequest
 from superres.standin.routing import route
 from superres.standin.store import ObjectInfo, StagedFile
+from superres.standin.threads import in_thread
 
 OBJECT_TYPE = "x-cos-object-type"
 APPENDABLE = "appendable"
@@ -35,9 +35,9 @@ class Append:
         raw = req.params.get("position", "")
         if not raw.isdigit() or len(raw) > 13:
             raise invalid_argument(f"position must be a whole number of bytes, got {raw[:20]!r}")
-        body = await receive(req, await run_in_threadpool(self._s.store.stage, req.bucket))
+        body = await receive(req, await in_thread(self._s.store.stage, req.bucket))
         try:
-            info = await run_in_threadpool(self._append, req, int(raw), body)
+            info = await in_thread(self._append, req, int(raw), body)
         finally:
             body.discard()
         await self._s.notify(req, req.bucket, info, EVENT_APPEND)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from superres.standin import xmldoc
@@ -11,6 +10,7 @@ from superres.standin.handlers.common import Services, encoder, xml, xml_body
 from superres.standin.request import CosRequest
 from superres.standin.routing import route
 from superres.standin.store import validate_key
+from superres.standin.threads import in_thread
 
 MAX_DELETE_KEYS = 1000
 _LISTING = ("prefix", "delimiter", "marker", "max-keys", "encoding-type")
@@ -23,7 +23,7 @@ class Buckets:
     @route("PUT", "bucket", needs_bucket=False, action="cos:PutBucket")
     async def create_bucket(self, req: CosRequest) -> Response:
         region = self._s.hosts.parts(req.headers.get("host", ""))[1]
-        await run_in_threadpool(self._s.store.create_bucket, req.bucket, region)
+        await in_thread(self._s.store.create_bucket, req.bucket, region)
         return Response(status_code=200)
 
     @route("HEAD", "bucket", action="cos:HeadBucket")
@@ -37,7 +37,7 @@ class Buckets:
         enc = encoder(params)
         max_keys = _max_keys(params.get("max-keys"))
         prefix, delimiter, marker = params.get("prefix", ""), params.get("delimiter", ""), params.get("marker", "")
-        result = await run_in_threadpool(self._s.store.list, req.bucket, prefix, delimiter, marker, max_keys)
+        result = await in_thread(self._s.store.list, req.bucket, prefix, delimiter, marker, max_keys)
         appid = self._s.settings.appid
         listing: dict[str, object] = {"Name": req.bucket}
         if params.get("encoding-type"):
@@ -79,7 +79,7 @@ class Buckets:
                 continue
             try:
                 validate_key(key)
-                await run_in_threadpool(self._s.store.delete, req.bucket, key)
+                await in_thread(self._s.store.delete, req.bucket, key)
             except CosError as err:
                 errors.append({"Key": key, "Code": err.code, "Message": err.message})
                 continue

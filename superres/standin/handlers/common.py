@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import parse_qsl, quote, unquote
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from superres.standin import acl as acls
 from superres.standin import cam, http_rules, xmldoc
 from superres.standin.errors import CosError, invalid_argument, no_such_bucket, not_implemented
 from superres.standin.store import validate_key
+from superres.standin.threads import in_thread
 
 if TYPE_CHECKING:
     from superres.standin.auth import SignatureVerifier
@@ -76,7 +76,7 @@ class Services:
 
     async def notify(self, req: CosRequest, bucket: str, info: ObjectInfo, event_name: str) -> None:
         if self.events.wanted:  # no hand-off to a worker thread for an event nobody listens to (--no-trigger)
-            await run_in_threadpool(self.events.notify, req.object_created(bucket, info, event_name))
+            await in_thread(self.events.notify, req.object_created(bucket, info, event_name))
 
     def owner(self) -> dict[str, str]:
         return {"ID": acls.owner_id(self.settings.appid), "DisplayName": acls.owner_id(self.settings.appid)}
@@ -112,7 +112,7 @@ async def _stage_bytes(staged: StagedFile, data: bytearray) -> None:
     if staged.holds(len(data)):
         staged.write(data)
     else:
-        await run_in_threadpool(staged.write, data)
+        await in_thread(staged.write, data)
 
 
 async def xml_body(req: CosRequest, root: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from superres.standin import cors
@@ -12,6 +11,7 @@ from superres.standin.errors import CosError
 from superres.standin.handlers.common import Services, xml, xml_body
 from superres.standin.request import CosRequest
 from superres.standin.routing import route
+from superres.standin.threads import in_thread
 
 _CONFIG = "cors"
 
@@ -50,26 +50,26 @@ class Cors:
     async def put_bucket_cors(self, req: CosRequest) -> Response:
         body = await xml_body(req, "CORSConfiguration")
         config = cors.parse_config(body)
-        await run_in_threadpool(self._replace, req.bucket, config)
+        await in_thread(self._replace, req.bucket, config)
         return Response(status_code=200)
 
     @route("GET", "bucket", sub=("cors",), action="cos:GetBucketCORS")
     async def get_bucket_cors(self, req: CosRequest) -> Response:
-        config = await run_in_threadpool(self.config, req.bucket)
+        config = await in_thread(self.config, req.bucket)
         if config is None:
             raise CosError(404, "NoSuchCORSConfiguration", "The specified CORS configuration is not found")
         return xml(cors.config_document(config))
 
     @route("DELETE", "bucket", sub=("cors",), action="cos:DeleteBucketCORS")
     async def delete_bucket_cors(self, req: CosRequest) -> Response:
-        await run_in_threadpool(self._replace, req.bucket, None)
+        await in_thread(self._replace, req.bucket, None)
         return Response(status_code=204)
 
     @route("OPTIONS", "bucket", signed=False, any_params=True)
     @route("OPTIONS", "object", signed=False, any_params=True)
     async def preflight(self, req: CosRequest) -> Response:
         headers = cors.preflight_headers(
-            await run_in_threadpool(self.config, req.bucket),
+            await in_thread(self.config, req.bucket),
             req.headers.get("origin", ""),
             req.headers.get("access-control-request-method", ""),
             req.headers.get("access-control-request-headers", ""),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from superres.standin import xmldoc
@@ -27,6 +26,7 @@ from superres.standin.handlers.common import (
 from superres.standin.multipart import MAX_PART_NUMBER
 from superres.standin.request import CosRequest
 from superres.standin.routing import route
+from superres.standin.threads import in_thread
 
 _PART = ("partNumber", "uploadId")
 _UPLOAD_LISTING = ("prefix", "delimiter", "key-marker", "upload-id-marker", "max-uploads", "encoding-type")
@@ -43,36 +43,36 @@ class Multipart:
         if stored.pop("forbid_overwrite"):
             raise CosError(501, "NotImplemented", "x-cos-forbid-overwrite on multipart uploads is not implemented by "
                            "the stand-in.")
-        upload = await run_in_threadpool(self._uploads.initiate, req.bucket, req.key, **stored)
+        upload = await in_thread(self._uploads.initiate, req.bucket, req.key, **stored)
         result = {"Bucket": req.bucket, "Key": req.key, "UploadId": upload.upload_id}
         return xml({"InitiateMultipartUploadResult": result})
 
     @route("PUT", "object", sub=_PART, action="cos:UploadPart")
     async def upload_part(self, req: CosRequest) -> Response:
         number = _part_number(req)
-        upload = await run_in_threadpool(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
+        upload = await in_thread(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
         staged = await receive(req, self._uploads.stage_part(req.bucket, upload))
-        part = await run_in_threadpool(self._uploads.commit_part, req.bucket, upload, number, staged)
+        part = await in_thread(self._uploads.commit_part, req.bucket, upload, number, staged)
         return Response(status_code=200, headers={"ETag": part.etag})
 
     @route("PUT", "object", sub=_PART, copy=True, action="cos:UploadPart")
     async def upload_part_copy(self, req: CosRequest) -> Response:
         number = _part_number(req)
-        upload = await run_in_threadpool(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
+        upload = await in_thread(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
         src_bucket, src_key = copy_source(self._s, req)
         req.authorize("cos:GetObject", src_bucket, src_key)
-        source, handle = await run_in_threadpool(self._s.store.open, src_bucket, src_key)
+        source, handle = await in_thread(self._s.store.open, src_bucket, src_key)
         staged = self._uploads.stage_part(req.bucket, upload)
         try:
             check_copy_conditions(req, source)
             span = copy_range(req.headers.get("x-cos-copy-source-range"), source.size)
-            await run_in_threadpool(copy_span, handle, staged, *span)
+            await in_thread(copy_span, handle, staged, *span)
         except BaseException:
             handle.close()
             staged.discard()
             raise
         handle.close()
-        part = await run_in_threadpool(self._uploads.commit_part, req.bucket, upload, number, staged)
+        part = await in_thread(self._uploads.commit_part, req.bucket, upload, number, staged)
         return xml({"CopyPartResult": {"ETag": part.etag, "LastModified": iso(part.last_modified)}})
 
     @route("POST", "object", sub=("uploadId",), action="cos:CompleteMultipartUpload")
@@ -80,7 +80,7 @@ class Multipart:
         if "x-cos-forbid-overwrite" in req.headers:
             raise CosError(501, "NotImplemented", "x-cos-forbid-overwrite on Complete Multipart Upload is not "
                            "implemented by the stand-in.")
-        upload = await run_in_threadpool(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
+        upload = await in_thread(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
         doc = await xml_body(req, "CompleteMultipartUpload")
         requested = []
         for part in xmldoc.as_list(doc.get("Part")):
@@ -88,7 +88,7 @@ class Multipart:
             if not number.isdigit() or len(number) > 5:
                 raise CosError(400, "MalformedXML", "each Part needs a PartNumber and an ETag")
             requested.append((int(number), xmldoc.text(part.get("ETag"))))
-        info = await run_in_threadpool(self._uploads.complete, req.bucket, upload, requested)
+        info = await in_thread(self._uploads.complete, req.bucket, upload, requested)
         await self._s.notify(req, req.bucket, info, EVENT_COMPLETE_MULTIPART)
         return xml(
             {
@@ -103,17 +103,17 @@ class Multipart:
 
     @route("DELETE", "object", sub=("uploadId",), action="cos:AbortMultipartUpload")
     async def abort_upload(self, req: CosRequest) -> Response:
-        upload = await run_in_threadpool(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
-        await run_in_threadpool(self._uploads.abort, req.bucket, upload)
+        upload = await in_thread(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
+        await in_thread(self._uploads.abort, req.bucket, upload)
         return Response(status_code=204)
 
     @route("GET", "object", sub=("uploadId",), options=("max-parts", "part-number-marker", "encoding-type"),
            action="cos:ListParts")
     async def list_parts(self, req: CosRequest) -> Response:
-        upload = await run_in_threadpool(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
+        upload = await in_thread(self._uploads.get, req.bucket, req.key, req.params["uploadId"])
         marker = small_int(req.params.get("part-number-marker"), 0, "part-number-marker")
         max_parts = min(small_int(req.params.get("max-parts"), 1000, "max-parts"), 1000)
-        parts = [p for p in await run_in_threadpool(self._uploads.parts, req.bucket, upload) if p.number > marker]
+        parts = [p for p in await in_thread(self._uploads.parts, req.bucket, upload) if p.number > marker]
         page, truncated = parts[:max_parts], len(parts) > max_parts
         enc = encoder(req.params)
         owner = self._s.owner()
@@ -148,7 +148,7 @@ class Multipart:
         max_uploads = min(small_int(params.get("max-uploads"), 1000, "max-uploads"), 1000)
         uploads = [
             u
-            for u in await run_in_threadpool(self._uploads.uploads, req.bucket)
+            for u in await in_thread(self._uploads.uploads, req.bucket)
             if u.key.startswith(prefix) and (u.key, u.upload_id) > (key_marker, id_marker)
         ]
         entries, prefixes = [], []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException
 from starlette.responses import Response, StreamingResponse
 
@@ -27,6 +26,7 @@ from superres.standin.images import BASIC_LIMITS
 from superres.standin.request import CosRequest
 from superres.standin.routing import route
 from superres.standin.store import validate_key
+from superres.standin.threads import in_thread
 
 
 class Objects:
@@ -47,7 +47,7 @@ class Objects:
             return await self._s.ci.upload(req, staged, stored["content_type"], stored["meta"])
         staged = await receive(req, store.stage(req.bucket))
         try:
-            info = await run_in_threadpool(store.put_staged, req.bucket, req.key, staged, **stored)
+            info = await in_thread(store.put_staged, req.bucket, req.key, staged, **stored)
         finally:
             staged.discard()
         await self._s.notify(req, req.bucket, info, EVENT_PUT)
@@ -55,7 +55,7 @@ class Objects:
 
     @route("GET", "object", options=http_rules.RESPONSE_OVERRIDES, action="cos:GetObject")
     async def get_object(self, req: CosRequest) -> Response:
-        info, handle = await run_in_threadpool(self._s.store.open, req.bucket, req.key)
+        info, handle = await in_thread(self._s.store.open, req.bucket, req.key)
         try:
             status = http_rules.check_conditions(req.headers, info)
             if status == 412:
@@ -82,7 +82,7 @@ class Objects:
 
     @route("HEAD", "object", action="cos:HeadObject")
     async def head_object(self, req: CosRequest) -> Response:
-        info = await run_in_threadpool(self._s.store.head, req.bucket, req.key)
+        info = await in_thread(self._s.store.head, req.bucket, req.key)
         status = http_rules.check_conditions(req.headers, info)
         headers = http_rules.object_headers(info)
         # A HEAD answer carries no body, so a 412 is the bare status, as COS sends it.
@@ -90,7 +90,7 @@ class Objects:
 
     @route("DELETE", "object", action="cos:DeleteObject")
     async def delete_object(self, req: CosRequest) -> Response:
-        await run_in_threadpool(self._s.store.delete, req.bucket, req.key)
+        await in_thread(self._s.store.delete, req.bucket, req.key)
         return Response(status_code=204)
 
     @route("PUT", "object", copy=True, action="cos:PutObject")
@@ -102,7 +102,7 @@ class Objects:
             raise invalid_argument(f"x-cos-metadata-directive must be Copy or Replaced, got {directive!r}")
         replaced = attributes(req.headers, req.key) if directive == "Replaced" else None
         store = self._s.store
-        source = await run_in_threadpool(store.head, src_bucket, src_key)
+        source = await in_thread(store.head, src_bucket, src_key)
         check_copy_conditions(req, source)
         new_class = http_rules.storage_class(req.headers)
         if (src_bucket, src_key) == (req.bucket, req.key) and replaced is None and new_class == source.storage_class:
@@ -112,7 +112,7 @@ class Objects:
                 "This copy request is illegal because it is trying to copy an object to itself without changing "
                 "the object's metadata or storage class.",
             )
-        source, staged = await run_in_threadpool(store.stage_copy, src_bucket, src_key, req.bucket)
+        source, staged = await in_thread(store.stage_copy, src_bucket, src_key, req.bucket)
         stored = replaced or {
             "content_type": source.content_type,
             "meta": source.meta,
@@ -122,7 +122,7 @@ class Objects:
             "forbid_overwrite": forbid_overwrite(req.headers),
         }
         try:
-            info = await run_in_threadpool(store.put_staged, req.bucket, req.key, staged, etag=source.etag, **stored)
+            info = await in_thread(store.put_staged, req.bucket, req.key, staged, etag=source.etag, **stored)
         finally:
             staged.discard()
         await self._s.notify(req, req.bucket, info, EVENT_COPY)
@@ -148,11 +148,11 @@ class Objects:
             validate_key(key)
             self._s.authorizer(credential, req)("cos:PostObject", req.bucket, key)
             stored = attributes({**fields, "content-type": fields.get("content-type", "")}, key)
-            staged = await run_in_threadpool(store.stage, req.bucket)
+            staged = await in_thread(store.stage, req.bucket)
             try:
-                await run_in_threadpool(copy_stream, upload.file, staged)
+                await in_thread(copy_stream, upload.file, staged)
                 post_object.check_conditions(policy, fields, req.bucket, key, staged.size)
-                info = await run_in_threadpool(store.put_staged, req.bucket, key, staged, **stored)
+                info = await in_thread(store.put_staged, req.bucket, key, staged, **stored)
             finally:
                 staged.discard()
         finally:
