@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import TYPE_CHECKING
@@ -52,6 +53,7 @@ class Hosts:
         return match["bucket"], match["region"]
 
 
+@functools.lru_cache(maxsize=256)  # asked on every request; a client sends one Host over and over
 def _is_address(host: str) -> bool:
     """A Host naming a machine, not a bucket: an IP address or localhost, with or without a port."""
     name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
