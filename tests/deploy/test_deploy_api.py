@@ -23,6 +23,7 @@ from superres.deploy.project import load_project
 from superres.scf.api import ScfApiServer, serve_scf_api
 from superres.scf.client import client_profile, credential_from_env, make_client
 from superres.stack import LocalStack, StackOptions
+from tests.cut_off import errors_logged, send_cut_off
 from tests.deploy.project_copy import project_copy
 
 RUNTIME = f"Python{sys.version_info.major}.{sys.version_info.minor}"
@@ -39,6 +40,19 @@ def cloud(tmp_path: Path) -> Iterator[tuple[LocalStack, ScfApiServer]]:
                            function=False, engine=object())
     with LocalStack(options) as stack, serve_scf_api(stack) as api:
         yield stack, api
+
+
+def test_an_upload_cut_off_mid_body_changes_nothing_and_logs_no_traceback(
+        cloud: tuple[LocalStack, ScfApiServer], caplog: pytest.LogCaptureFixture) -> None:
+    """A deploy killed while it sends CreateFunction's zip: no function is made, no traceback, the API goes on."""
+    stack, api = cloud
+    send_cut_off(int(api.endpoint.rsplit(":", 1)[1]), "POST / HTTP/1.1",
+                 {"Host": api.endpoint, "X-TC-Action": "CreateFunction", "Content-Type": "application/json"})
+    assert errors_logged(caplog) == []
+    scf = make_client(stack.settings.region, scf_endpoint=api.endpoint, environ=stack.function_env())
+    with pytest.raises(TencentCloudSDKException) as caught:  # the API answers the next call, and made nothing
+        scf.call_json("GetFunction", {"FunctionName": "cos-superres-dev"})
+    assert caught.value.get_code().startswith("ResourceNotFound")
 
 
 def _deploy(stack: LocalStack, api: ScfApiServer, project: Path, *args: str) -> Result:

@@ -19,6 +19,7 @@ from qcloud_cos.cos_exception import CosServiceError
 
 from superres.standin import StandIn
 from superres.standin.xmldoc import xml_text
+from tests.cut_off import send_cut_off
 
 from .test_refusals import _snapshot
 from .test_standin_routing import error_code, send
@@ -220,9 +221,7 @@ def test_a_body_cut_off_mid_upload_is_incomplete_not_an_internal_error(  # type:
     events_before = len(standin_events.for_bucket(obj))
     headers = {"Host": standin.settings.bucket_host(obj)}
     headers["Authorization"] = cos.get_auth(Method="PUT", Bucket=obj, Key="o.bin", Headers=headers)
-    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    with socket.create_connection(("127.0.0.1", standin.port), timeout=10) as conn:
-        conn.sendall(f"PUT /o.bin HTTP/1.1\r\n{head}Content-Length: 1000000\r\n\r\n".encode() + b"x" * 70000)
+    send_cut_off(standin.port, "PUT /o.bin HTTP/1.1", headers)
     lines = _wait_for_access_line(caplog, "o.bin", "PUT")
     assert [line["code"] for line in lines] == ["IncompleteBody"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("superres")]

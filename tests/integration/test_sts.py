@@ -19,6 +19,7 @@ from tencentcloud.sts.v20180813 import models
 from superres.standin import StandIn
 from superres.standin.cam import parse_policy
 from superres.standin.sts import TokenAuthority
+from tests.cut_off import errors_logged, send_cut_off
 
 from .conftest import EventRecorder
 from .sts_keys import federation_token, sts, upload_policy
@@ -210,3 +211,13 @@ def test_a_form_signed_with_temporary_keys_posts_inside_the_prefix_only(standin,
     tokenless = page_post(standin, bucket, form("uploads/u1/g.jpg"))
     assert tokenless.status_code == 403 and b"<Code>InvalidAccessKeyId</Code>" in tokenless.content
     assert _snapshot(standin) == before
+
+
+def test_a_request_cut_off_mid_body_is_dropped_quietly(standin, bucket: str,  # type: ignore[no-untyped-def]
+                                                       caplog: pytest.LogCaptureFixture):
+    """A caller that leaves before its JSON arrived gets no keys and leaves no traceback; the next caller is served."""
+    send_cut_off(standin.port, "POST / HTTP/1.1", {"Host": endpoint(standin), "X-TC-Action": "GetFederationToken",
+                                                   "Content-Type": "application/json"}, sent=10, declared=1000)
+    assert errors_logged(caplog) == []
+    keys = federation_token(endpoint(standin), upload_policy(bucket, "uploads/u1/", UPLOAD_ACTIONS))
+    assert keys["Token"]
