@@ -99,7 +99,8 @@ def run(quick: bool) -> list[Row]:
     return [
         Row("backfill planning rate (diff of listings)", rate, "objects/s", _GOAL,
             f"median of {reps} fresh interpreters, {OBJECTS:,} synthetic listed sources merged with one listing "
-            f"of the destination prefix (half present, a tenth of those stale): {counts}; no HEAD; the SDK-shaped "
+            f"of the destination prefix (half present, a tenth of those stale): {counts}; the merge alone (no "
+            "HEAD: each result found, 'found', is then read once for its stamp, at COS's HEAD rate); the SDK-shaped "
             "pages are made on demand and their making is counted"),
         Row("backfill planning peak RSS, 100,000 objects", peak, "MB",
             note=f"VmHWM of the planning interpreter (imports alone: {runs[0]['base_rss_mb']:.1f} MB)"),

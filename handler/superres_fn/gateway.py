@@ -119,9 +119,7 @@ class CosGateway:
             if exc.status == 404:
                 return None
             raise
-        meta = {name[11:].lower(): value for name, value in headers.items() if name.lower().startswith("x-cos-meta-")}
-        return ObjectState(_unix_seconds(headers.get("Last-Modified")), _int(headers.get("Content-Length")),
-                           headers.get("ETag"), meta, self._date())
+        return object_state(headers, self._date())
 
     def list_prefix(self, bucket: str, prefix: str, region: str, timeout: float | None = None) -> Listed:
         """Up to 1,000 keys under `prefix` (the function lists only its own small folders)."""
@@ -307,6 +305,13 @@ def _client_error(exc: CosClientError, ci: bool) -> CosCallError:
     code = "Timeout" if isinstance(cause, requests.Timeout) else "ConnectionError"
     return CosCallError(text or "the request to COS failed before an answer came back", code=code, retryable=True,
                         ambiguous=ci and not unsent)
+
+
+def object_state(headers: Mapping[str, str], date: int | None = None) -> ObjectState:
+    """The ObjectState of a HEAD's answer (cos-python-sdk-v5's dict of its headers)."""
+    meta = {name[11:].lower(): value for name, value in headers.items() if name.lower().startswith("x-cos-meta-")}
+    return ObjectState(_unix_seconds(headers.get("Last-Modified")), _int(headers.get("Content-Length")),
+                       headers.get("ETag"), meta, date)
 
 
 def _unix_seconds(value: str | None) -> int | None:

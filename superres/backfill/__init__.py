@@ -1,6 +1,7 @@
 """Backfill: super-resolve what is already in a bucket, through the function's own path.
 
-- plan.py: the work, found by merging sorted sources with one listing per output (no HEAD per object);
+- plan.py: the work, found by merging sorted sources with one listing per output (no HEAD of a source);
+- confirm.py: each result the listings found, read once for what it was made from (the function's rule);
 - inventory.py: COS Inventory reports as sources;
 - reconcile.py: the reconcile report (missing or stale results), written by `superres reconcile`, read as sources;
 - options.py: what a run is told and keeps (options, totals, rate limits, Invoke batches);

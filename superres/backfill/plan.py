@@ -1,4 +1,4 @@
-"""Find the backfill's work without a HEAD per object: a streaming merge of sorted listings.
+"""Find the backfill's work: a streaming merge of sorted listings.
 
 The sources (a bucket listing, a COS Inventory report sorted by key, or a reconcile report) and one listing of
 each destination prefix arrive sorted by key (COS lists in UTF-8 byte order, which is Python's str order). A
@@ -8,11 +8,10 @@ keys ('a.jpg-2.jpg.png' lists before 'a.jpg.png'; under `replace` cat.jpg and ca
 destination's cursor remembers the results it passed over, at most _LOOKBACK of them per output: a forgotten one
 only makes its source a candidate, which the function then finds done (never a skip of missing work).
 
-Candidates by time, decisions by content: listings carry no metadata, so the planner cannot read the source version
-a result was made from (the function's rule, superres_fn.targets.is_done). It skips an object only when each of its
-results was written strictly after the source (whole seconds of COS's clock: a result from the same second is a
-candidate); every candidate goes through the function, which calls CI only for results not made from the source's
-current version by the current rule.
+Listings carry no metadata, so they cannot say what a result was made from, and time cannot stand in for that (a
+first upload's result may be published after its re-upload landed). A source with a result missing, or one not
+written strictly after it, goes to the function, which decides by content; a source whose results all exist comes
+out as "confirm", and confirm.confirmed reads those results' stamps before calling it done.
 
 The function's own filters (suffix, size, recursion guard, unsafe keys) come from `superres_fn.decide`, called
 without `exists`, so the planner and the function cannot disagree on what is an image to process.
@@ -71,9 +70,9 @@ def outputs_for(settings: Settings, bucket: str) -> list[Output]:
 
 class PlanItem(NamedTuple):
     obj: ListedObject
-    action: str  # "process" or "skip"
-    reason: str  # skip: the function's reason or "already_done"; process: "missing" or "stale"
-    todo: tuple[str, ...] = ()  # destination keys (one per output) that are missing or stale
+    action: str  # "process", "skip", or "confirm" (results exist: confirm.confirmed reads them, then skip or process)
+    reason: str  # skip: the function's reason or "already_done"; process: "missing" or "stale"; confirm: "found"
+    todo: tuple[str, ...] = ()  # process: destination keys missing or stale; confirm: every output's result key
 
     @property
     def should_process(self) -> bool:
@@ -180,8 +179,8 @@ def plan(sources: Iterable[ListedObject], destinations: Sequence[Iterable[Listed
             todo.append(name)
         if todo:
             yield PlanItem(obj, "process", "stale" if stale else "missing", tuple(todo))
-        else:
-            yield PlanItem(obj, "skip", "already_done")
+        else:  # every result exists and is newer: what it was made from is read by confirm.confirmed
+            yield PlanItem(obj, "confirm", "found", tuple(result_key(out, obj.key, names) for out in outputs))
 
 
 def _record_factory(bucket: str, name: str, appid: str, region: str) -> Callable[[ListedObject], CosRecord]:

@@ -1,8 +1,9 @@
 """Backfill: super-resolve the images already in a bucket, with the function's own rules and code path.
 
 Finding the work (plan.py): the sources (a listing of the bucket, a COS Inventory report, or a
-`superres reconcile` report), sorted by key, are merged with one listing of each destination prefix: no HEAD per
-object. A source is work when a result is missing, or older than the source (freshness, whole seconds).
+`superres reconcile` report), sorted by key, are merged with one listing of each destination prefix, and each
+result found is read for its stamp (confirm.py). A source is work when a result is missing or not made from the
+source's current version by the current rule.
 
 Doing it, one object batch at a time:
 - in this process, through `superres_fn.process_event` with a CosGateway and the function's Settings loaded
@@ -44,6 +45,7 @@ from ..scf.serverless import FunctionSpec
 from ..scf.trigger import build_cos_event
 from ..standin.events import ObjectCreated
 from . import checkpoint
+from .confirm import confirmed
 from .options import (
     BackfillError,
     BackfillInterrupted,
@@ -100,8 +102,8 @@ class Backfill:
         ranges = [result_listing(out, opts.prefix, after, self.settings.result_names) for out in self.outputs]
         destinations = [bucket_listing(self.client, out.bucket, where, after=marker, page_size=opts.page_size)
                         for out, (where, marker) in zip(self.outputs, ranges, strict=True)]
-        return plan(self.source.objects(after), destinations, self.outputs, self.settings, bucket=opts.bucket,
-                    region=opts.region)
+        return confirmed(plan(self.source.objects(after), destinations, self.outputs, self.settings,
+                              bucket=opts.bucket, region=opts.region), self.client, self.outputs, opts.bucket)
 
     def record(self, obj: ListedObject) -> dict:
         """The COS event record the trigger would have delivered for this object's upload."""

@@ -161,10 +161,11 @@ def backfill(bucket: str | None, prefix: str | None, region: str | None, endpoin
     """Super-resolve the images already in a bucket, applying the function's own rules (suffix, size,
     destination prefix) with bounded concurrency and a rate limit.
 
-    The work is found without a HEAD per object: the sources (a listing, --inventory or --from-report) are
-    merged with one listing of each destination prefix; a source is work when its result is missing or older
-    than the source. Each object becomes the COS upload record the trigger would deliver and runs through the
-    function's code in this process, or with --deployed is sent to the deployed function in async batches.
+    The work is found without a HEAD of a source: the sources (a listing, --inventory or --from-report) are
+    merged with one listing of each destination prefix; a source is work when its result is missing, or not made
+    from the source's current version by the current rule (each existing result is read once for its stamp).
+    Each object becomes the COS upload record the trigger would deliver and runs through the function's code in
+    this process, or with --deployed is sent to the deployed function in async batches.
     Resumable: a checkpoint is written after every batch. Ctrl-C finishes the objects in flight; a second
     Ctrl-C abandons them, counting their calls against --max-calls. Ends with one JSON line on stdout: listed,
     processed, skipped (by reason), failed, calls (and calls_left with a cap), seconds; after Ctrl-C, stderr

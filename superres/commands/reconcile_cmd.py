@@ -12,6 +12,7 @@ import click
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from ..backfill import describe_cos_error
+from ..backfill.confirm import confirmed
 from ..backfill.plan import bucket_listing, outputs_for, plan, result_listing
 from ..backfill.reconcile import report_line
 from .backfill_cmd import resolve_where, where_options
@@ -23,9 +24,10 @@ from .backfill_cmd import resolve_where, where_options
               help="Write the report here [default: stdout].")
 def reconcile(bucket: str | None, prefix: str | None, region: str | None, endpoint: str | None,
               inventory: str | None, from_report: Path | None, serverless: Path, out_path: Path | None) -> None:
-    """Report the sources whose result is missing, or older than the source (freshness, whole seconds), for any
-    output, by merging the sorted sources (a listing, --inventory or --from-report) with one listing of each
-    destination prefix: no HEAD per object. Only what the function would process counts (suffix, size, ...).
+    """Report the sources whose result is missing, or not made from the source's current version by the current
+    rule, for any output, by merging the sorted sources (a listing, --inventory or --from-report) with one listing
+    of each destination prefix, then reading each existing result's stamp (one HEAD; no HEAD of a source). Only
+    what the function would process counts (suffix, size, ...).
 
     The report is JSON lines in key order, {"key", "size", "etag", "last_modified", "state": "missing" |
     "stale", "results": [destination keys]}; `superres backfill --from-report FILE` does exactly that work.
@@ -43,8 +45,9 @@ def reconcile(bucket: str | None, prefix: str | None, region: str | None, endpoi
     except OSError as exc:
         raise click.BadParameter(f"cannot write {out_path}: {exc.strerror or exc}", param_hint="--out") from None
     try:
-        for item in plan(where.source.objects(None), destinations, outputs, where.settings, bucket=where.bucket,
-                         region=where.region):
+        planned = plan(where.source.objects(None), destinations, outputs, where.settings, bucket=where.bucket,
+                       region=where.region)
+        for item in confirmed(planned, where.client, outputs, where.bucket):
             counts["sources"] += 1
             if item.should_process:
                 counts[item.reason] += 1

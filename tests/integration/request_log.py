@@ -38,8 +38,9 @@ class RequestLog(logging.Handler):
     def total(self) -> int:
         return len(self._snapshot())
 
-    def count(self, method: str) -> int:
-        return sum(1 for e in self._snapshot() if e["method"] == method)
+    def count(self, method: str, prefix: str = "") -> int:
+        """Requests of `method` (to keys starting with `prefix`)."""
+        return sum(1 for e in self._snapshot() if e["method"] == method and e["key"].startswith(prefix))
 
     def ci_calls(self) -> Counter[str]:
         """Successful persistent-processing calls (POST to an object key: `ci_image_process`), per source key."""

@@ -251,3 +251,30 @@ def test_each_naming_publishes_a_results_format_under_its_extension(stack: Local
     # append and replace: one super-resolution call and one conversion each; keep names its WebP as append did, and
     # that result, made from this version by this rule, is already done
     assert _ci_calls(stack) == 2 + 2 + 1
+
+
+def test_a_result_published_after_a_lost_reupload_is_not_taken_for_fresh(stack: LocalStack, tmp_path: Path):
+    """The first upload's result is published (its COPY held back) after the re-upload landed, and the re-upload's
+    event is lost (SCF's retries exhausted). The result is newer than the source by COS's clock, yet made from the
+    old bytes: backfill and reconcile must still see it as stale, and backfill makes exactly the one CI call."""
+    first = _upload(stack, solid_png(1, (24, 16)))
+    stack.standin.set_injections([f"op=put,prefix={DEST},latency=2.0,count=1"])  # the publishing COPY
+    holder = threading.Thread(target=lambda: _deliver(stack, first))
+    holder.start()
+    deadline = time.monotonic() + 30
+    while _ci_calls(stack) < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # the COPY of the first result is held back
+    stack.client().put_object(Bucket=BUCKET, Key=KEY, Body=solid_png(2, (40, 30)))  # its event never delivered
+    holder.join(60)
+    stale_stamp, _ = _result(stack)
+    assert stale_stamp != _etag(stack)  # the result is the first upload's, published after the re-upload
+    result = CliRunner().invoke(main, ["reconcile", "--serverless", str(ROOT / "serverless.yml"), "--endpoint",
+                                       stack.standin.endpoint_url, "--prefix", "uploads/"])
+    assert result.exit_code == 0 and KEY in result.output, result.output
+    result = CliRunner().invoke(main, ["backfill", "--serverless", str(ROOT / "serverless.yml"), "--endpoint",
+                                       stack.standin.endpoint_url, "--rate", "1000", "--no-progress",
+                                       "--prefix", "uploads/", "--checkpoint", str(tmp_path / "cp.json")])
+    assert result.exit_code == 0, result.output
+    assert _ci_calls(stack) == 2
+    assert _result(stack) == (_etag(stack), (80, 60))

@@ -77,7 +77,8 @@ def test_append_names_that_sort_apart_are_found_by_the_second_run_and_by_reconci
     requests_seen.clear()
     code, lines, output = _cli(stack, serverless, "backfill", "--prefix", "uploads/ap/", "--no-resume")
     assert code == 0 and json.loads(lines[-1])["skipped"] == {"already_done": 4}, output
-    assert requests_seen.count("HEAD") == 0 and not requests_seen.ci_calls()  # planned from listings alone
+    # paired from the listings, each result read once for what it was made from; the function never ran
+    assert requests_seen.count("HEAD") == 4 and requests_seen.count("PUT") == 0 and not requests_seen.ci_calls()
     code, lines, output = _cli(stack, serverless, "reconcile", "--prefix", "uploads/ap/")
     assert code == 0 and lines == [], output  # nothing missing or stale
 

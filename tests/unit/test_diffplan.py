@@ -52,7 +52,7 @@ def test_missing_stale_and_done_results_are_found_by_one_merge() -> None:
     results = [src("superres/b.jpg.png", 1001.5), src("superres/bb.jpg.png"), src("superres/c.jpg.png", 999.0)]
     assert _plan(sources, results) == [
         ("a.jpg", "process", "missing", ("superres/a.jpg.png",)),
-        ("b.jpg", "skip", "already_done", ()),
+        ("b.jpg", "confirm", "found", ("superres/b.jpg.png",)),
         ("c.jpg", "process", "stale", ("superres/c.jpg.png",)),
         ("d.jpg", "process", "missing", ("superres/d.jpg.png",)),
     ]
@@ -63,7 +63,7 @@ def test_each_output_is_diffed_on_its_own_listing() -> None:
     sources = [src("a.png"), src("b.png")]
     assert _plan(sources, [src("x2/a.png.png"), src("x2/b.png.png")], [src("x4/b.png.png")], outputs=outputs) == [
         ("a.png", "process", "missing", ("x4/a.png.png",)),
-        ("b.png", "skip", "already_done", ()),
+        ("b.png", "confirm", "found", ("x2/b.png.png", "x4/b.png.png")),
     ]
 
 
@@ -87,7 +87,7 @@ def test_cjk_keys_merge_in_utf8_byte_order_as_cos_lists_them() -> None:
     assert keys == sorted(keys)  # Python's str order is UTF-8 byte order
     results = sorted((f"superres/{k}.png" for k in keys), key=lambda k: k.encode())
     plans = _plan([src(k) for k in keys], [src(k) for k in results])
-    assert all(reason == "already_done" for _k, _a, reason, _t in plans)
+    assert all(reason == "found" for _k, _a, reason, _t in plans)
 
 
 def test_ci_rate_limit_follows_the_region() -> None:

@@ -153,7 +153,8 @@ def _plan(keys: list[str], results: list[str], names: str, outputs: list[Output]
     settings = _settings(names)
     listings = [sorted((_obj(r, 2000.0) for r in results if r.startswith(o.prefix)), key=lambda o: o.key)
                 for o in outs]
-    return {item.obj.key: (item.reason, item.todo)
+    # "found": every result exists (confirm.confirmed then reads what each was made from)
+    return {item.obj.key: (item.reason, () if item.action == "confirm" else item.todo)
             for item in plan([_obj(k) for k in sorted(keys)], listings, outs, settings, bucket=BUCKET,
                              region="ap-guangzhou")}
 
@@ -163,13 +164,13 @@ def test_append_names_that_sort_apart_from_their_sources_are_still_paired() -> N
     results = ["superres/a.jpg.png", "superres/a.jpg-2.jpg.png", "superres/a.jpg 3.jpg.png"]
     assert sorted(results) != [f"superres/{k}.png" for k in sorted(keys) if k != "b.jpg"]  # the order flips
     assert _plan(keys, results, "append") == {
-        "a.jpg": ("already_done", ()), "a.jpg-2.jpg": ("already_done", ()), "a.jpg 3.jpg": ("already_done", ()),
+        "a.jpg": ("found", ()), "a.jpg-2.jpg": ("found", ()), "a.jpg 3.jpg": ("found", ()),
         "b.jpg": ("missing", ("superres/b.jpg.png",))}
 
 
 def test_replace_names_shared_by_two_sources_answer_both() -> None:
     assert _plan(["cat.jpg", "cat.png", "dog.jpg"], ["superres/cat.png"], "replace") == {
-        "cat.jpg": ("already_done", ()), "cat.png": ("already_done", ()),
+        "cat.jpg": ("found", ()), "cat.png": ("found", ()),
         "dog.jpg": ("missing", ("superres/dog.png",))}
 
 
@@ -180,8 +181,8 @@ def test_a_result_forgotten_past_the_lookback_makes_a_candidate_never_a_skip(mon
     planned = _plan(keys, results, "append")
     # Looking for a.jpg.png passes over the five a.jpg-N.jpg.png (they list first) and remembers the last two.
     forgotten = {f"a.jpg-{i}.jpg": ("missing", (f"superres/a.jpg-{i}.jpg.png",)) for i in range(3)}
-    assert planned == {**forgotten, "a.jpg": ("already_done", ()), "a.jpg-3.jpg": ("already_done", ()),
-                       "a.jpg-4.jpg": ("already_done", ())}
+    assert planned == {**forgotten, "a.jpg": ("found", ()), "a.jpg-3.jpg": ("found", ()),
+                       "a.jpg-4.jpg": ("found", ())}
 
 
 # Keys made of pieces that make result names sort apart from their sources (a '-' or ' ' after a name, an
@@ -202,7 +203,7 @@ def test_the_plan_pairs_every_source_with_exactly_its_results(keys, present, nam
     planned = _plan(keys, results, names, outs)
     for key in keys:
         missing = tuple(result_key(o, key, names) for o in outs if result_key(o, key, names) not in results)
-        assert planned[key] == (("already_done", ()) if not missing else ("missing", missing))
+        assert planned[key] == (("found", ()) if not missing else ("missing", missing))
 
 
 @hsettings(max_examples=300, deadline=None)
