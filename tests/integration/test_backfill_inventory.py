@@ -119,7 +119,7 @@ def _inventory_flow(stack: LocalStack, tmp_path: Path, requests_seen: RequestLog
     assert requests_seen.count("HEAD") == requests_seen.count("HEAD", "superres/") == count
 
 
-def test_an_inventory_driven_backfill_plans_without_heads_respects_max_calls_resumes_and_reconciles(
+def test_an_inventory_driven_backfill_heads_no_source_respects_max_calls_resumes_and_reconciles(
         stack: LocalStack, tmp_path: Path, requests_seen: RequestLog, png: bytes) -> None:
     _inventory_flow(stack, tmp_path, requests_seen, png, count=300, missing=12, stale=8, cap=7)
 
