@@ -20,7 +20,7 @@ from .events import CosRecord, RecordSlot, iter_records, parse_record
 from .gateway import CosGateway, Gateway, Listed, ObjectState, cos_config
 from .log import emit_stdout
 from .pipeline import Invocation, Report, handle_event, process_event
-from .plan import Decision, decide, destination, pic_operations_for
+from .plan import Decision, decide, pic_operations_for
 from .results import ImageInfo, OriginalInfo, ProcessedObject, UploadResult, parse_upload_result
 from .retry import Attempts, RetryPolicy, call_with_retry
 from .targets import Target, is_done, plan_targets, version_of
@@ -57,7 +57,6 @@ __all__ = [
     "call_with_retry",
     "cos_config",
     "decide",
-    "destination",
     "emit_stdout",
     "handle_event",
     "is_done",

@@ -31,12 +31,6 @@ class Decision(NamedTuple):
         return self.action == PROCESS
 
 
-def destination(record_bucket: str, key: str, settings: Settings) -> tuple[str, str]:
-    """Where the (first output's) result of `key` goes: the destination bucket (or the source one) and its key."""
-    first = plan_targets(record_bucket, key, settings)[0]  # the one naming rule (targets.py)
-    return first.bucket, first.key
-
-
 def decide(record: CosRecord, settings: Settings, *, duplicate: bool = False) -> Decision:
     """Decide from the record and the settings alone whether it is work for CI; whether its results are already done
     is the record run's question (record.py), asked under the claim."""
