@@ -25,8 +25,7 @@ _pool = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="super
 async def in_thread(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """`func(*args, **kwargs)` on a worker thread; its result or its exception. A cancellation that arrives while
     the call runs is delivered once the call has finished."""
-    call = functools.partial(func, *args, **kwargs) if kwargs else func
-    future = asyncio.get_running_loop().run_in_executor(_pool, call, *(() if kwargs else args))
+    future = asyncio.get_running_loop().run_in_executor(_pool, functools.partial(func, *args, **kwargs))
     cancelled = False
     while True:
         try:
