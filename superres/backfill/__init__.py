@@ -2,6 +2,7 @@
 
 - plan.py: the work, found by merging sorted sources with one listing per output (no HEAD of a source);
 - confirm.py: each result the listings found, read once for what it was made from (the function's rule);
+  find_work, the listings -> plan -> confirm pipeline that backfill and reconcile share;
 - inventory.py: COS Inventory reports as sources;
 - reconcile.py: the reconcile report (missing or stale results), written by `superres reconcile`, read as sources;
 - options.py: what a run is told and keeps (options, totals, rate limits, Invoke batches);

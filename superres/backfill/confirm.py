@@ -7,6 +7,9 @@ whose results all exist, the planner asks for a look (`PlanItem.action == "confi
 results, a few at a time and in source order, and applies the function's own rule (superres_fn.targets.is_current:
 stamped with the source's version and the output's rule; an unstamped result from before provenance, newer than
 the source). Costs one HEAD per existing result and no CI call; a result gone since the listing is missing.
+
+find_work is the whole of it, listings to confirmed items: backfill and reconcile both call it, so they cannot
+find different work.
 """
 
 from __future__ import annotations
@@ -16,14 +19,28 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from qcloud_cos.cos_exception import CosServiceError
+from superres_fn import Settings
 from superres_fn.config import Output
 from superres_fn.gateway import ObjectState, object_state
 from superres_fn.targets import Target, is_current, made_from_another, meta_of, source_folder, version_of
 
-from .plan import PlanItem
+from .plan import ListedObject, PlanItem, bucket_listing, plan, result_listing
 
 CONFIRM_THREADS = 16  # HEADs in flight: about 500/s against COS at 30 ms each
 _WINDOW = 256  # sources read ahead of the one being yielded (their items wait in order)
+
+
+def find_work(client: object, sources: Iterable[ListedObject], outputs: Sequence[Output], settings: Settings, *,
+              bucket: str, region: str, prefix: str, after: str | None = None,
+              page_size: int = 1000) -> Iterator[PlanItem]:
+    """The sources' work as backfill and reconcile both find it: each output's results listed (result_listing),
+    merged with the sources (plan), and the results found read for their stamps (confirmed)."""
+    destinations = []
+    for out in outputs:
+        where, marker = result_listing(out, prefix, after, settings.result_names)
+        destinations.append(bucket_listing(client, out.bucket, where, after=marker, page_size=page_size))
+    return confirmed(plan(sources, destinations, outputs, settings, bucket=bucket, region=region), client, outputs,
+                     bucket)
 
 
 def confirmed(items: Iterable[PlanItem], client: object, outputs: Sequence[Output], bucket: str) -> Iterator[PlanItem]:

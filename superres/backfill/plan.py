@@ -168,10 +168,10 @@ def plan(sources: Iterable[ListedObject], destinations: Sequence[Iterable[Listed
         if not decision.should_process:
             yield PlanItem(obj, "skip", decision.reason)
             continue
+        results = tuple(result_key(out, obj.key, names) for out in outputs)
         todo: list[str] = []
         stale = False
-        for cursor, out in zip(cursors, outputs, strict=True):
-            name = result_key(out, obj.key, names)
+        for cursor, name in zip(cursors, results, strict=True):
             found, modified = cursor.find(name)
             if found and is_fresh(modified, obj.last_modified):
                 continue
@@ -180,7 +180,7 @@ def plan(sources: Iterable[ListedObject], destinations: Sequence[Iterable[Listed
         if todo:
             yield PlanItem(obj, "process", "stale" if stale else "missing", tuple(todo))
         else:  # every result exists and is newer: what it was made from is read by confirm.confirmed
-            yield PlanItem(obj, "confirm", "found", tuple(result_key(out, obj.key, names) for out in outputs))
+            yield PlanItem(obj, "confirm", "found", results)
 
 
 def _record_factory(bucket: str, name: str, appid: str, region: str) -> Callable[[ListedObject], CosRecord]:

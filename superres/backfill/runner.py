@@ -45,7 +45,7 @@ from ..scf.serverless import FunctionSpec
 from ..scf.trigger import build_cos_event
 from ..standin.events import ObjectCreated
 from . import checkpoint
-from .confirm import confirmed
+from .confirm import find_work
 from .options import (
     BackfillError,
     BackfillInterrupted,
@@ -56,7 +56,7 @@ from .options import (
     Totals,
     describe_cos_error,
 )
-from .plan import BACKFILL_EVENT_NAME, ListedObject, PlanItem, bucket_listing, outputs_for, plan, result_listing
+from .plan import BACKFILL_EVENT_NAME, ListedObject, PlanItem, outputs_for
 from .report import Progress, summarize
 from .scheduler import Batch, Scheduler, rate_limiters, take
 from .stopping import Stopping
@@ -99,11 +99,8 @@ class Backfill:
 
     def planned(self, after: str | None) -> Iterator[PlanItem]:
         opts = self.options
-        ranges = [result_listing(out, opts.prefix, after, self.settings.result_names) for out in self.outputs]
-        destinations = [bucket_listing(self.client, out.bucket, where, after=marker, page_size=opts.page_size)
-                        for out, (where, marker) in zip(self.outputs, ranges, strict=True)]
-        return confirmed(plan(self.source.objects(after), destinations, self.outputs, self.settings,
-                              bucket=opts.bucket, region=opts.region), self.client, self.outputs, opts.bucket)
+        return find_work(self.client, self.source.objects(after), self.outputs, self.settings, bucket=opts.bucket,
+                         region=opts.region, prefix=opts.prefix, after=after, page_size=opts.page_size)
 
     def record(self, obj: ListedObject) -> dict:
         """The COS event record the trigger would have delivered for this object's upload."""

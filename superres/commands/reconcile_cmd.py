@@ -12,8 +12,8 @@ import click
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from ..backfill import describe_cos_error
-from ..backfill.confirm import confirmed
-from ..backfill.plan import bucket_listing, outputs_for, plan, result_listing
+from ..backfill.confirm import find_work
+from ..backfill.plan import outputs_for
 from ..backfill.reconcile import report_line
 from .backfill_cmd import resolve_where, where_options
 
@@ -35,9 +35,6 @@ def reconcile(bucket: str | None, prefix: str | None, region: str | None, endpoi
     """
     where = resolve_where(bucket, prefix, region, endpoint, inventory, from_report, serverless)
     outputs = outputs_for(where.settings, where.bucket)
-    names = where.settings.result_names
-    destinations = [bucket_listing(where.client, out.bucket, result_listing(out, where.prefix, None, names)[0])
-                    for out in outputs]
     counts: Counter[str] = Counter()
     sink: IO[str]
     try:
@@ -45,9 +42,8 @@ def reconcile(bucket: str | None, prefix: str | None, region: str | None, endpoi
     except OSError as exc:
         raise click.BadParameter(f"cannot write {out_path}: {exc.strerror or exc}", param_hint="--out") from None
     try:
-        planned = plan(where.source.objects(None), destinations, outputs, where.settings, bucket=where.bucket,
-                       region=where.region)
-        for item in confirmed(planned, where.client, outputs, where.bucket):
+        for item in find_work(where.client, where.source.objects(None), outputs, where.settings,
+                              bucket=where.bucket, region=where.region, prefix=where.prefix):
             counts["sources"] += 1
             if item.should_process:
                 counts[item.reason] += 1
