@@ -21,6 +21,7 @@ from superres.standin import StandIn
 from superres.standin.xmldoc import xml_text
 from tests.cut_off import send_cut_off
 
+from .request_log import RequestLog
 from .test_refusals import _snapshot
 from .test_standin_routing import error_code, send
 
@@ -221,27 +222,16 @@ def test_a_body_cut_off_mid_upload_is_incomplete_not_an_internal_error(  # type:
     events_before = len(standin_events.for_bucket(obj))
     headers = {"Host": standin.settings.bucket_host(obj)}
     headers["Authorization"] = cos.get_auth(Method="PUT", Bucket=obj, Key="o.bin", Headers=headers)
-    send_cut_off(standin.port, "PUT /o.bin HTTP/1.1", headers)
-    lines = _wait_for_access_line(caplog, "o.bin", "PUT")
-    assert [line["code"] for line in lines] == ["IncompleteBody"]
+    with RequestLog.attached() as seen:
+        send_cut_off(standin.port, "PUT /o.bin HTTP/1.1", headers)
+        deadline = time.monotonic() + 10
+        while not (cut := [e for e in list(seen.entries) if (e["method"], e["key"]) == ("PUT", "o.bin")]):
+            assert time.monotonic() < deadline, "no access line for the cut-off PUT"
+            time.sleep(0.05)
+    assert [line["code"] for line in cut] == ["IncompleteBody"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("superres")]
     assert cos.get_object(Bucket=obj, Key="o.bin")["Body"].get_raw_stream().read() == BODY
     assert len(standin_events.for_bucket(obj)) == events_before
-
-
-def _wait_for_access_line(caplog: pytest.LogCaptureFixture, key: str, method: str) -> list[dict]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        lines = []
-        for record in caplog.records:
-            if record.name == "superres.standin" and record.getMessage().startswith("{"):
-                line = json.loads(record.getMessage())
-                if line["key"] == key and line["method"] == method:
-                    lines.append(line)
-        if lines:
-            return lines
-        time.sleep(0.05)
-    raise AssertionError(f"no access line for {method} {key}")
 
 
 def test_response_header_names_keep_cos_casing_on_the_wire(standin: StandIn, cos, obj: str) -> None:  # type: ignore[no-untyped-def]
